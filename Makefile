@@ -1,0 +1,29 @@
+# make install: create .venv and install seglab with its dependencies (and the dev tools for the tests).
+# make train:   set up, then train DeepLabV3+ on the built-in synthetic dataset (python train.py).
+# make test:    set up, then run the whole test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch and torchvision first, pinned to the builds this machine keeps on disk; override on other machines,
+# e.g. make install TORCH="torch torchvision --index-url https://download.pytorch.org/whl/cu124"
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install train test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+train: install
+	$(BIN)/python train.py
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

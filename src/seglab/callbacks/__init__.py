@@ -1,0 +1,5 @@
+"""Lightning callbacks of the platform."""
+
+from seglab.callbacks.config_snapshot import ConfigSnapshot
+
+__all__ = ["ConfigSnapshot"]

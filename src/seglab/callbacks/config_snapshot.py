@@ -1,0 +1,25 @@
+"""Stores the run's resolved config and Hydra overrides in every checkpoint.
+
+``eval.py ckpt_path=...`` rebuilds the model and data from them, so a checkpoint is enough to evaluate it.
+Only plain containers are stored, so the checkpoint loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+CHECKPOINT_KEY = "seglab"
+
+
+class ConfigSnapshot(L.Callback):
+    def __init__(self, cfg: DictConfig, overrides: Sequence[str]) -> None:
+        self.snapshot = {
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "overrides": list(overrides),
+        }
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = self.snapshot

@@ -1,0 +1,56 @@
+"""Where the Hydra configs live, composing them outside ``@hydra.main``, and reading a run's overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig
+
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
+
+
+def compose_config(
+    config_name: str = "train", overrides: Sequence[str] = (), return_hydra_config: bool = False
+) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with command-line style overrides.
+
+    Works both inside a running Hydra app (``@hydra.main``) and from plain Python (tests, notebooks).
+    """
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name=config_name):
+        return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def run_overrides() -> list[str]:
+    """The command-line overrides of the current Hydra run (empty outside of one)."""
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
+def override_key(override: str) -> str:
+    """The key or config group an override sets: ``data.root=/x`` -> ``data.root``, ``model/backbone=r50`` -> ``model/backbone``."""
+    return OverridesParser.create().parse_override(override).key_or_group
+
+
+def merge_overrides(base: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """``base`` then ``extra``, where an override in ``extra`` replaces every ``base`` override of the same key and,
+    for a config group, every ``base`` override inside that group (``data=voc`` drops ``data.root=...``)."""
+    extra_keys = [override_key(o).replace("/", ".") for o in extra]
+
+    def replaced(override: str) -> bool:
+        key = override_key(override).replace("/", ".")
+        return any(key == k or key.startswith(k + ".") for k in extra_keys)
+
+    return [o for o in base if not replaced(o)] + list(extra)
+
+
+def quote_override_value(value: str) -> str:
+    """Quote a string so the Hydra override grammar reads it literally (paths with spaces, commas, ...)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,112 @@
+"""One LightningDataModule for every semantic segmentation dataset.
+
+The dataset class comes from the data config as a partial (``_partial_: true``); the DataModule calls it once
+per split with ``split=`` and ``transforms=``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from seglab.errors import UserError
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    """Datasets and loaders for training, validation and test splits.
+
+    Args:
+        dataset: called as ``dataset(split=..., transforms=...)`` to build each split.
+        num_classes: number of classes the labels use (0 .. num_classes - 1, plus ``ignore_index``).
+        class_names: one name per class, used in metric names (``val/IoU/<name>``).
+        ignore_index: label value of pixels that count in neither loss nor metrics.
+        batch_size: training batch size per device.
+        val_batch_size: validation/test batch size per device (defaults to ``batch_size``).
+        num_workers: loader worker processes per device.
+        train_transforms, val_transforms: joint image/mask transforms (see :mod:`seglab.data.transforms`).
+        train_split, val_split, test_split: split names passed to ``dataset``; ``test_split=None`` means none.
+        crop_size: the training crop [h, w] (the transforms read it; recorded for inference defaults).
+        backbone_weights: the backbone weights that suit this dataset (``imagenet`` for natural images, ``None``
+            for synthetic data); the model/backbone configs read it.
+        root: the dataset root, for messages (the dataset partial receives its own copy).
+    """
+
+    def __init__(
+        self,
+        dataset: Callable[..., Dataset],
+        num_classes: int,
+        class_names: Sequence[str],
+        ignore_index: int = 255,
+        batch_size: int = 8,
+        val_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+        train_transforms: Callable | None = None,
+        val_transforms: Callable | None = None,
+        train_split: str = "train",
+        val_split: str = "val",
+        test_split: str | None = None,
+        crop_size: Sequence[int] | None = None,
+        backbone_weights: str | None = None,
+        root: str | None = None,
+    ) -> None:
+        super().__init__()
+        if len(class_names) != num_classes:
+            raise UserError(f"data.class_names lists {len(class_names)} names but data.num_classes={num_classes}")
+        if 0 <= ignore_index < num_classes:
+            raise UserError(
+                f"data.ignore_index={ignore_index} collides with class {ignore_index} ({class_names[ignore_index]!r});"
+                " use a value outside 0..num_classes-1 such as 255"
+            )
+        self.dataset = dataset
+        self.num_classes = num_classes
+        self.class_names = list(class_names)
+        self.ignore_index = ignore_index
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.train_transforms = train_transforms
+        self.val_transforms = val_transforms
+        self.splits = {"train": train_split, "val": val_split, "test": test_split}
+        self.crop_size = list(crop_size) if crop_size is not None else None
+        self.backbone_weights = backbone_weights
+        self.root = root
+        self.datasets: dict[str, Dataset] = {}
+
+    def _build(self, stage: str) -> Dataset:
+        if stage not in self.datasets:
+            split = self.splits[stage]
+            if split is None:
+                raise UserError(f"this dataset has no {stage} split configured (set data.{stage}_split)")
+            transforms = self.train_transforms if stage == "train" else self.val_transforms
+            self.datasets[stage] = self.dataset(split=split, transforms=transforms)
+        return self.datasets[stage]
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": []}
+        for name in wanted.get(stage, ["train", "val"]) if stage else ["train", "val"]:
+            self._build(name)
+
+    def _loader(self, stage: str, **kwargs: Any) -> DataLoader:
+        return DataLoader(
+            self._build(stage),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", batch_size=self.batch_size, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", batch_size=self.val_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", batch_size=self.val_batch_size, shuffle=False)

@@ -1,0 +1,34 @@
+"""User-facing errors: one clear message, no traceback.
+
+Raise :class:`UserError` for anything a user can fix (a path, a config value, a data file). The entry points
+catch it, print the message and exit with status 2. Programming errors keep their traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class UserError(Exception):
+    """An error the user caused and can fix; the message names what is wrong and how to fix it."""
+
+
+def exit_on_user_error(func: Callable[..., T]) -> Callable[..., T]:
+    """Wrap an entry function so that a :class:`UserError` prints one line and exits non-zero."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return func(*args, **kwargs)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            log.debug("user error", exc_info=True)
+            raise SystemExit(2) from None
+
+    return wrapper

@@ -1,0 +1,98 @@
+"""Atrous Spatial Pyramid Pooling (DeepLab v3).
+
+Parallel branches look at the same feature map with different fields of view: a 1x1 convolution, 3x3 atrous
+convolutions at several rates, and an image-level branch (global average pooling). Their outputs are
+concatenated and projected back to ``out_channels``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seglab.errors import UserError
+from seglab.models.layers import ConvBNReLU, conv3x3_bn_relu
+
+
+def default_aspp_rates(output_stride: int) -> tuple[int, ...]:
+    """DeepLab v3's rates: (6, 12, 18) at output stride 16, doubled at 8, halved at 32."""
+    return tuple(rate * 16 // output_stride for rate in (6, 12, 18))
+
+
+def check_rates(rates: Sequence[int]) -> tuple[int, ...]:
+    rates = tuple(int(rate) for rate in rates)
+    if not rates or any(rate <= 0 for rate in rates):
+        raise UserError(f"atrous rates must be a non-empty list of positive integers, got {list(rates)}")
+    return rates
+
+
+class ImagePooling(nn.Module):
+    """Image-level features: global average pool, 1x1 conv + BN + ReLU, upsample back.
+
+    The pooled map has one value per channel and sample, so BatchNorm in training mode cannot normalise a
+    batch of one; such a batch is normalised with the running statistics instead of failing.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.conv(F.adaptive_avg_pool2d(x, 1))
+        use_batch_stats = self.training and pooled.shape[0] > 1
+        pooled = F.batch_norm(
+            pooled,
+            self.bn.running_mean,
+            self.bn.running_var,
+            self.bn.weight,
+            self.bn.bias,
+            training=use_batch_stats,
+            momentum=self.bn.momentum,
+            eps=self.bn.eps,
+        )
+        if use_batch_stats:
+            self.bn.num_batches_tracked.add_(1)
+        return F.interpolate(F.relu(pooled), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling; returns a map with the input's height and width.
+
+    Args:
+        in_channels: channels of the input feature map.
+        out_channels: channels of every branch and of the projected output.
+        rates: dilation rates of the 3x3 atrous branches.
+        image_pooling: add the image-level (global average pooling) branch.
+        separable: use depthwise-separable atrous convolutions (DeepLabV3+).
+        dropout: dropout after the projection.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 256,
+        rates: Sequence[int] = (6, 12, 18),
+        image_pooling: bool = True,
+        separable: bool = False,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        rates = check_rates(rates)
+        branches: list[nn.Module] = [ConvBNReLU(in_channels, out_channels, kernel_size=1)]
+        branches += [conv3x3_bn_relu(in_channels, out_channels, rate, separable) for rate in rates]
+        if image_pooling:
+            branches.append(ImagePooling(in_channels, out_channels))
+        self.branches = nn.ModuleList(branches)
+        self.project = nn.Sequential(
+            ConvBNReLU(len(branches) * out_channels, out_channels, kernel_size=1),
+            nn.Dropout(dropout),
+        )
+        self.rates = rates
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))

@@ -1,0 +1,5 @@
+"""Learning-rate schedules."""
+
+from seglab.optim.poly import PolyLR
+
+__all__ = ["PolyLR"]

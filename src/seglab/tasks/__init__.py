@@ -1,0 +1,5 @@
+"""LightningModules: the training logic of each task."""
+
+from seglab.tasks.semantic import SemanticSegmentationModule
+
+__all__ = ["SemanticSegmentationModule"]

@@ -1,0 +1,108 @@
+"""Semantic segmentation as a LightningModule: backbone + decoder + classifier, a loss, confusion-matrix metrics."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seglab.metrics import SegmentationMetrics
+from seglab.models import Segmentor
+
+
+class SemanticSegmentationModule(L.LightningModule):
+    """Trains a :class:`~seglab.models.Segmentor` and reports confusion-matrix metrics per split.
+
+    Metrics are logged as ``<stage>/mIoU``, ``<stage>/mAcc``, ``<stage>/aAcc``, ``<stage>/fwIoU`` and
+    ``<stage>/IoU/<class name>`` for stage ``val`` and ``test``; the training loss as ``train/loss``.
+
+    Args:
+        backbone: encoder module (see :func:`seglab.models.build_backbone`).
+        decoder: decoder factory (a partial taking ``encoder_channels`` and ``output_stride``).
+        num_classes: number of classes.
+        loss: a module called as ``loss(logits, target)``.
+        optimizer: optimizer factory called with parameter groups (``lr`` etc. bound by the config).
+        scheduler: scheduler factory called as ``scheduler(optimizer, max_steps=...)``, stepped per iteration,
+            or ``None`` for a constant learning rate.
+        class_names: names for per-class metrics (default: class indices).
+        ignore_index: label value excluded from loss and metrics.
+        backbone_lr_mult: the backbone's learning rate is the optimizer's ``lr`` times this.
+        classifier_dropout: dropout before the 1x1 classifier.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        decoder: Callable[..., nn.Module],
+        num_classes: int,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int = 255,
+        backbone_lr_mult: float = 1.0,
+        classifier_dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler"])
+        self.net = Segmentor(backbone, decoder, num_classes, dropout=classifier_dropout)
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        self.ignore_index = ignore_index
+        self.backbone_lr_mult = backbone_lr_mult
+        self.val_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
+        self.test_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        logits = self.net(batch["image"])
+        loss = self.loss(logits, batch["mask"].long())
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=logits.shape[0])
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], on_step=True, on_epoch=False)
+        return loss
+
+    def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> None:
+        target = batch["mask"].long()
+        logits = self.net(batch["image"])
+        if logits.shape[-2:] != target.shape[-2:]:  # score at the label's resolution
+            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+        self.log(f"{stage}/loss", self.loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
+        metrics.update(logits.argmax(dim=1), target)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluation_step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluation_step(batch, self.test_metrics, "test")
+
+    def _log_scores(self, metrics: SegmentationMetrics, stage: str) -> None:
+        scores = metrics.compute()  # synced across processes by torchmetrics
+        values = {f"{stage}/{name}": scores[name] for name in ("mIoU", "mAcc", "aAcc", "fwIoU")}
+        values.update({f"{stage}/IoU/{name}": iou for name, iou in zip(self.class_names, scores["IoU"])})
+        self.log(f"{stage}/mIoU", values.pop(f"{stage}/mIoU").float(), prog_bar=True)
+        self.log_dict({key: value.float() for key, value in values.items()})
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_scores(self.val_metrics, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_scores(self.test_metrics, "test")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        backbone = list(self.net.backbone.parameters())
+        backbone_ids = {id(p) for p in backbone}
+        rest = [p for p in self.parameters() if id(p) not in backbone_ids]
+        optimizer = self.optimizer_factory([{"params": backbone}, {"params": rest}])
+        optimizer.param_groups[0]["lr"] *= self.backbone_lr_mult
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer, max_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
