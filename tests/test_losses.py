@@ -247,3 +247,8 @@ def test_losses_follow_the_module_to_another_dtype_and_keep_weights_out_of_check
     loss_fn = CrossEntropyLoss(class_weights=[1.0, 2.0, 3.0, 4.0, 5.0])
     assert loss_fn.state_dict() == {}
     assert loss_fn.double().class_weights.dtype == torch.float64
+
+
+def test_a_loss_built_without_train_refuses_unresolved_auto_weights():
+    with raises_user_error("'auto' is turned into numbers by train"):
+        instantiate(compose_config("train", ["loss=focal", "loss.class_weights=auto"]).loss)

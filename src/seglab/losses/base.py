@@ -7,6 +7,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from seglab.errors import UserError
+
 
 class PixelLoss(nn.Module):
     """Base of the pixel losses written here (the smp ones take the same two arguments).
@@ -19,6 +21,11 @@ class PixelLoss(nn.Module):
 
     def __init__(self, ignore_index: int = 255, class_weights: Sequence[float] | None = None) -> None:
         super().__init__()
+        if isinstance(class_weights, str):
+            raise UserError(
+                f"class_weights={class_weights!r} reached a loss: it takes one number per class; 'auto' is turned "
+                "into numbers by train() (seglab.class_weights.resolve_auto_class_weights) before the loss is built"
+            )
         self.ignore_index = ignore_index
         weight = None if class_weights is None else torch.as_tensor(list(class_weights), dtype=torch.float32)
         self.register_buffer("class_weights", weight, persistent=False)
