@@ -19,6 +19,14 @@ class UserError(Exception):
     """An error the user caused and can fix; the message names what is wrong and how to fix it."""
 
 
+def user_error_cause(err: BaseException | None) -> UserError | None:
+    """The :class:`UserError` that ``err`` is or was raised from, if any: ``hydra.utils.instantiate`` wraps what a
+    part's constructor raises (e.g. a bad loss option) in its own ``InstantiationException``."""
+    while err is not None and not isinstance(err, UserError):
+        err = err.__cause__
+    return err
+
+
 def exit_on_user_error(func: Callable[..., T]) -> Callable[..., T]:
     """Wrap an entry function so that a :class:`UserError` prints one line and exits non-zero."""
 
@@ -26,8 +34,11 @@ def exit_on_user_error(func: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return func(*args, **kwargs)
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr, flush=True)
+        except Exception as err:
+            user_error = user_error_cause(err)
+            if user_error is None:
+                raise
+            print(f"error: {user_error}", file=sys.stderr, flush=True)
             log.debug("user error", exc_info=True)
             raise SystemExit(2) from None
 

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from seglab.builders import build_datamodule, build_model
 from seglab.callbacks.config_snapshot import CHECKPOINT_KEY
+from seglab.class_weights import use_trained_class_weights
 from seglab.config import compose_config, merge_overrides, override_key, quote_override_value, run_overrides
 from seglab.errors import UserError
 from seglab.reporting import format_metrics_table, write_json
@@ -47,7 +48,9 @@ def training_config(ckpt_path: Path, eval_overrides: list[str]) -> DictConfig:
     if trained_root is not None:  # the data is where training found it, even if that came from the environment
         base.append(f"data.root={quote_override_value(trained_root)}")
     user = [o for o in eval_overrides if override_key(o).split(".")[0] not in EVAL_ONLY_KEYS]
-    return compose_config("train", merge_overrides(base + WHOLE_SPLIT, user))
+    cfg = compose_config("train", merge_overrides(base + WHOLE_SPLIT, user))
+    use_trained_class_weights(cfg, snapshot["config"])  # loss.class_weights=auto: the weights training used
+    return cfg
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

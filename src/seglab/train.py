@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seglab.builders import build_callbacks, build_datamodule, build_loggers, build_model, close_loggers
 from seglab.callbacks import ConfigSnapshot
+from seglab.class_weights import check_class_weights, resolve_auto_class_weights
 from seglab.config import run_overrides
 from seglab.reporting import format_metrics_table, write_json
 
@@ -27,11 +28,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
+    check_class_weights(cfg)  # before any data is loaded
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")  # fail on a bad data.root before building the model
+    class_weights = resolve_auto_class_weights(cfg, datamodule)  # loss.class_weights=auto, before the loss exists
     model = build_model(cfg, datamodule)
     callbacks = build_callbacks(cfg) + [ConfigSnapshot(cfg, run_overrides())]
     loggers = build_loggers(cfg)
+    if class_weights:
+        for logger in loggers:
+            logger.log_hyperparams(class_weights)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

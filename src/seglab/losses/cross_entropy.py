@@ -6,11 +6,12 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from seglab.losses.base import PixelLoss, weighted_mean
 
 
-class CrossEntropyLoss(nn.Module):
-    """Cross-entropy over pixels whose target is not ``ignore_index``.
+class CrossEntropyLoss(PixelLoss):
+    """Cross-entropy over pixels whose target is not ``ignore_index``; with class weights, the weighted mean.
 
     Args:
         ignore_index: target value that contributes neither loss nor gradient.
@@ -21,22 +22,19 @@ class CrossEntropyLoss(nn.Module):
     def __init__(
         self, ignore_index: int = 255, class_weights: Sequence[float] | None = None, label_smoothing: float = 0.0
     ) -> None:
-        super().__init__()
-        self.ignore_index = ignore_index
+        super().__init__(ignore_index, class_weights)
         self.label_smoothing = label_smoothing
-        weight = None if class_weights is None else torch.as_tensor(list(class_weights), dtype=torch.float32)
-        self.register_buffer("class_weights", weight, persistent=False)
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.class_weights is not None and self.class_weights.numel() != logits.shape[1]:
-            raise ValueError(
-                f"loss.class_weights has {self.class_weights.numel()} entries but the model predicts "
-                f"{logits.shape[1]} classes"
-            )
+    def pixel_losses(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The (weighted) loss of every pixel, (N, H, W); 0 on ignored pixels."""
         return F.cross_entropy(
             logits.float(),
             target.long(),
             weight=self.class_weights,
             ignore_index=self.ignore_index,
             label_smoothing=self.label_smoothing,
+            reduction="none",
         )
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return weighted_mean(self.pixel_losses(logits, target), self.pixel_weights(target))

@@ -17,7 +17,8 @@ class SemanticSegmentationModule(L.LightningModule):
     """Trains a :class:`~seglab.models.Segmentor` and reports confusion-matrix metrics per split.
 
     Metrics are logged as ``<stage>/mIoU``, ``<stage>/mAcc``, ``<stage>/aAcc``, ``<stage>/fwIoU`` and
-    ``<stage>/IoU/<class name>`` for stage ``val`` and ``test``; the training loss as ``train/loss``.
+    ``<stage>/IoU/<class name>`` for stage ``val`` and ``test``; the training loss as ``train/loss`` (and the terms
+    of a :class:`~seglab.losses.CombinedLoss` as ``train/loss/<name>``).
 
     Args:
         backbone: encoder module (see :func:`seglab.models.build_backbone`).
@@ -65,6 +66,8 @@ class SemanticSegmentationModule(L.LightningModule):
         logits = self.net(batch["image"])
         loss = self.loss(logits, batch["mask"].long())
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=logits.shape[0])
+        terms = getattr(self.loss, "last_terms", {})  # a CombinedLoss's unweighted terms
+        self.log_dict({f"train/loss/{name}": v for name, v in terms.items()}, on_epoch=True, batch_size=logits.shape[0])
         self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], on_step=True, on_epoch=False)
         return loss
 

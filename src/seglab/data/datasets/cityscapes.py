@@ -71,18 +71,22 @@ class CityscapesDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def read_mask(self, index: int) -> np.ndarray:
+        """The train-id mask of sample ``index``, without decoding its image (for label statistics)."""
+        return self.lut[read_label(self.samples[index][1])]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         image_path, label_path = self.samples[index]
         image = read_image(image_path)
-        label_ids = read_label(label_path)
-        if label_ids.shape != image.shape[:2]:
+        mask = self.read_mask(index)
+        if mask.shape != image.shape[:2]:
             raise UserError(
                 f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label map {label_path} is "
-                f"{label_ids.shape[1]}x{label_ids.shape[0]}"
+                f"{mask.shape[1]}x{mask.shape[0]}"
             )
         sample = {
             "image": tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))),
-            "mask": tv_tensors.Mask(torch.from_numpy(self.lut[label_ids])),
+            "mask": tv_tensors.Mask(torch.from_numpy(mask)),
         }
         if self.transforms is not None:
             sample = self.transforms(sample)
