@@ -1,12 +1,17 @@
-"""Cityscapes: the official label table, the published layout, bad roots, and one training step."""
+"""Cityscapes: the official label table, the published layout, instance targets, bad input, one training step."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from cityscapesscripts.evaluation.instance import Instance
+from cityscapesscripts.helpers.labels import id2label
 from cityscapesscripts.helpers.labels import labels as official_labels
+from hydra.utils import instantiate
 from PIL import Image
 
+from seglab.config import compose_config
 from seglab.data.datasets import CityscapesDataset
 from seglab.data.datasets.cityscapes_labels import CLASS_NAMES, LABELS, id_to_train_id_lut
 from seglab.errors import UserError
@@ -82,3 +87,78 @@ def test_bad_root_exits_with_one_clear_message(tmp_path):
     assert result.returncode != 0
     assert str(tmp_path / "missing") in result.stderr and "leftImg8bit" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_instance_targets_follow_the_official_instance_ids(cityscapes_root):
+    dataset = CityscapesDataset(cityscapes_root, "val", return_instances=True)
+    thing_train_ids = {l.trainId for l in official_labels if l.hasInstances and not l.ignoreInEval}
+    assert thing_train_ids == set(compose_config("train", ["data=cityscapes"]).data.thing_ids)
+    for index, (_, label_path) in enumerate(dataset.samples):
+        raw = np.asarray(Image.open(str(label_path).replace("_labelIds", "_instanceIds"))).astype(np.int64)
+        expected = {}  # instance id -> (train id, crowd), read with cityscapesScripts' own Instance class
+        for inst_id in np.unique(raw):
+            instance = Instance(raw, inst_id)
+            if id2label[instance.labelID].trainId in thing_train_ids:
+                expected[int(inst_id)] = (id2label[instance.labelID].trainId, inst_id < 1000)
+        targets = dataset[index]["instances"]
+        found = {}
+        for mask, label, crowd in zip(targets["masks"].bool(), targets["labels"], targets["iscrowd"]):
+            inst_id = int(raw[mask.numpy()][0])
+            assert np.array_equal(mask.numpy(), raw == inst_id)
+            found[inst_id] = (int(label), bool(crowd))
+        assert found == expected
+    assert any(crowd for _, crowd in expected.values()) and not all(crowd for _, crowd in expected.values())
+    assert not {inst_id // 1000 for inst_id in found} & {29, 30}, "caravan and trailer have no train id"
+
+
+def test_train_extra_reads_coarse_annotations_and_splits_concatenate(cityscapes_root):
+    extra = CityscapesDataset(cityscapes_root, "train_extra")
+    assert len(extra) == 2 and all("gtCoarse" in str(label) for _, label in extra.samples)
+    cfg = compose_config("train", ["data=cityscapes", f"data.root={cityscapes_root}", "data.train_split=train+train_extra"])
+    datamodule = instantiate(cfg.data, _convert_="partial")
+    datamodule.setup("fit")
+    assert len(datamodule.datasets["train"]) == 4 + 2
+
+
+def test_unknown_label_ids_are_named_or_ignored_with_one_warning(tmp_path):
+    root = write_cityscapes_tree(tmp_path / "cs", per_city=2)
+    label_path = sorted((root / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))[0]
+    raw = np.asarray(Image.open(label_path)).copy()
+    raw[:2, :3] = 40
+    Image.fromarray(raw, mode="L").save(label_path)
+    with pytest.raises(UserError, match=rf"{label_path.name} has label values \[40\].*data.strict_labels=false"):
+        CityscapesDataset(root, "val")[0]
+    lenient = CityscapesDataset(root, "val", strict_labels=False)
+    with pytest.warns(UserWarning, match="mapped|maps them to 255") as record:
+        masks = [lenient[i]["mask"] for i in (0, 0)]
+    assert len(record) == 1 and (masks[0][:2, :3] == 255).all()
+
+
+def test_mismatched_sizes_missing_images_and_instance_maps_are_named(tmp_path):
+    root = write_cityscapes_tree(tmp_path / "cs", per_city=1)
+    label = next((root / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))
+    Image.fromarray(np.zeros((32, 64), dtype=np.uint8), mode="L").save(label)
+    with pytest.raises(UserError, match=r"is 128x64 but its label map .*labelIds.png is 64x32"):
+        CityscapesDataset(root, "val")[0]
+    next((root / "leftImg8bit" / "val").rglob("*.png")).unlink()
+    with pytest.raises(UserError, match=rf"label map {label} has no image: .*_leftImg8bit.png is missing"):
+        CityscapesDataset(root, "val")
+    instance_map = next((root / "gtFine" / "train").rglob("*_instanceIds.png"))
+    instance_map.unlink()
+    CityscapesDataset(root, "train")  # semantic runs do not need instance maps
+    with pytest.raises(UserError, match=f"{instance_map.name} is missing"):
+        CityscapesDataset(root, "train", return_instances=True)
+
+
+def test_instance_batches_from_the_datamodule(cityscapes_root):
+    cfg = compose_config(
+        "train", ["data=cityscapes", f"data.root={cityscapes_root}", "data.return_instances=true", "data.crop_size=[32,64]", "data.num_workers=0"]
+    )
+    datamodule = instantiate(cfg.data, _convert_="partial")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["image"].shape == (2, 3, 32, 64) and len(batch["instances"]) == 2
+    for target, mask in zip(batch["instances"], batch["mask"]):
+        assert target["masks"].shape[-2:] == (32, 64)
+        for instance, label in zip(target["masks"].bool(), target["labels"]):
+            assert (mask[instance] == label).all() or (mask[instance] == 255).all()
+    assert torch.cat([t["labels"] for t in batch["instances"]]).min() >= 11

@@ -90,7 +90,7 @@ def test_counts_are_per_class_and_per_image_holding_the_class():
 
 def test_a_label_value_that_is_no_class_is_named():
     class Stray(KnownLabels):
-        def read_mask(self, index):
+        def label_mask(self, index):
             return np.array([[0, 9], [I, 1]], dtype=np.uint8)
 
     with pytest.raises(UserError, match=r"label map 0 of the training split holds the value 9, .* \(0..3\)"):

@@ -9,9 +9,20 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
+
+
+def _folder_classes(root: str | None) -> list[str]:
+    from seglab.data.datasets.folder import folder_class_names  # lazy: keeps `train.py --help` light
+
+    return folder_class_names(root)
+
+
+# conf/data/folder.yaml reads its class names from <data.root>/classes.yaml.
+OmegaConf.register_new_resolver("seglab.folder_classes", _folder_classes, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("seglab.len", len, replace=True)
 
 
 def compose_config(

@@ -1,17 +1,23 @@
-"""One LightningDataModule for every semantic segmentation dataset.
+"""One LightningDataModule for every dataset.
 
 The dataset class comes from the data config as a partial (``_partial_: true``); the DataModule calls it once
-per split with ``split=`` and ``transforms=``.
+per split with ``split=`` and ``transforms=`` (``train+train_extra`` concatenates two splits). Batches come from
+:func:`seglab.data.collate.collate_samples`; loader workers are seeded by Lightning's
+``pl_worker_init_function`` from the main process's torch seed, the worker id and the global rank, so a seeded
+run draws the same augmentations again and no two workers (or ranks) draw the same ones.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from lightning.fabric.utilities.seed import pl_worker_init_function
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from seglab.data.collate import collate_samples
 from seglab.errors import UserError
 
 
@@ -24,14 +30,23 @@ class SegmentationDataModule(L.LightningDataModule):
         class_names: one name per class, used in metric names (``val/IoU/<name>``).
         ignore_index: label value of pixels that count in neither loss nor metrics.
         batch_size: training batch size per device.
-        val_batch_size: validation/test batch size per device (defaults to ``batch_size``).
+        val_batch_size: validation/test batch size per device (defaults to ``batch_size``); images of different
+            sizes are padded to the largest in the batch (masks with ``ignore_index``), so the configs of datasets
+            with images of many sizes use 1 to score each image at its own resolution without padding.
         num_workers: loader worker processes per device.
+        pin_memory: page-locked batches for faster host-to-GPU copies (default: when CUDA is available).
+        persistent_workers: keep the workers alive between epochs (when ``num_workers`` > 0).
         train_transforms, val_transforms: joint image/mask transforms (see :mod:`seglab.data.transforms`).
         train_split, val_split, test_split: split names passed to ``dataset``; ``test_split=None`` means none.
         crop_size: the training crop [h, w] (the transforms read it; recorded for inference defaults).
         backbone_weights: the backbone weights that suit this dataset (``imagenet`` for natural images, ``None``
             for synthetic data); the model/backbone configs read it.
         root: the dataset root, for messages (the dataset partial receives its own copy).
+        thing_ids: the class ids that have instances (instance targets' ``labels`` take these values).
+        return_instances: the dataset adds instance targets (:mod:`seglab.data.instances`); the config passes it
+            to the dataset partial, and it needs ``thing_ids``.
+        strict_labels: label values that are neither a class nor ``ignore_index`` are an error (``False``: they
+            are ignored with one warning); the config passes it to the dataset partial.
     """
 
     def __init__(
@@ -53,6 +68,9 @@ class SegmentationDataModule(L.LightningDataModule):
         crop_size: Sequence[int] | None = None,
         backbone_weights: str | None = None,
         root: str | None = None,
+        thing_ids: Sequence[int] | None = None,
+        return_instances: bool = False,
+        strict_labels: bool = True,
     ) -> None:
         super().__init__()
         if len(class_names) != num_classes:
@@ -62,6 +80,8 @@ class SegmentationDataModule(L.LightningDataModule):
                 f"data.ignore_index={ignore_index} collides with class {ignore_index} ({class_names[ignore_index]!r});"
                 " use a value outside 0..num_classes-1 such as 255"
             )
+        if return_instances and not thing_ids:
+            raise UserError("data.return_instances=true, but this dataset has no instance annotations (data.thing_ids)")
         self.dataset = dataset
         self.num_classes = num_classes
         self.class_names = list(class_names)
@@ -77,6 +97,9 @@ class SegmentationDataModule(L.LightningDataModule):
         self.crop_size = list(crop_size) if crop_size is not None else None
         self.backbone_weights = backbone_weights
         self.root = root
+        self.thing_ids = list(thing_ids or [])
+        self.return_instances = return_instances
+        self.strict_labels = strict_labels
         self.datasets: dict[str, Dataset] = {}
 
     def _build(self, stage: str) -> Dataset:
@@ -85,7 +108,8 @@ class SegmentationDataModule(L.LightningDataModule):
             if split is None:
                 raise UserError(f"this dataset has no {stage} split configured (set data.{stage}_split)")
             transforms = self.train_transforms if stage == "train" else self.val_transforms
-            self.datasets[stage] = self.dataset(split=split, transforms=transforms)
+            parts = [self.dataset(split=part, transforms=transforms) for part in split.split("+")]
+            self.datasets[stage] = parts[0] if len(parts) == 1 else ConcatDataset(parts)
         return self.datasets[stage]
 
     def setup(self, stage: str | None = None) -> None:
@@ -99,6 +123,8 @@ class SegmentationDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
+            collate_fn=functools.partial(collate_samples, ignore_index=self.ignore_index),
+            worker_init_fn=pl_worker_init_function,
             **kwargs,
         )
 

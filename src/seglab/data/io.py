@@ -9,6 +9,8 @@ from PIL import Image, UnidentifiedImageError
 
 from seglab.errors import UserError
 
+LABEL_MODES = ("L", "P", "I", "I;16")
+
 
 def read_image(path: str | Path, mode: str = "RGB") -> np.ndarray:
     """Decode an image file to a uint8 array (HxWx3 for RGB). Pillow's decompression-bomb limit stays on."""
@@ -19,12 +21,17 @@ def read_image(path: str | Path, mode: str = "RGB") -> np.ndarray:
         raise UserError(f"cannot read image {path}: {err}") from None
 
 
-def read_label(path: str | Path) -> np.ndarray:
-    """Decode a label PNG to its raw values (HxW uint8): grey levels, or palette indices for palette PNGs."""
+def read_label(path: str | Path, rgb: bool = False) -> np.ndarray:
+    """Decode a label map to its raw values: grey levels or palette indices (HxW uint8), 16-bit values (HxW int32).
+
+    With ``rgb=True`` colour-coded label maps are accepted too and come back as HxWx3 uint8.
+    """
     try:
         with Image.open(path) as image:
-            if image.mode not in ("L", "P", "I", "I;16"):
-                raise UserError(f"label map {path} has mode {image.mode}; expected a single-channel or palette PNG")
-            return np.asarray(image).astype(np.uint8, copy=False)
+            if image.mode not in LABEL_MODES and not (rgb and image.mode == "RGB"):
+                expected = "a single-channel, palette or RGB PNG" if rgb else "a single-channel or palette PNG"
+                raise UserError(f"label map {path} has mode {image.mode}; expected {expected}")
+            values = np.asarray(image)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise UserError(f"cannot read label map {path}: {err}") from None
+    return values if values.dtype == np.uint8 else values.astype(np.int32)

@@ -1,7 +1,7 @@
 """Pixel counts per class over a split's label maps (the statistics behind ``loss.class_weights=auto``), cached.
 
 Each label map costs one ``bincount``; maps are read without transforms (augmentation would skew the counts),
-through the dataset's ``read_mask(index)`` when it has one (no image decoding) or else ``dataset[index]["mask"]``,
+through the dataset's ``label_mask(index)`` when it has one (no image decoding) or else ``dataset[index]["mask"]``,
 in ``num_workers`` loader processes.
 """
 
@@ -56,8 +56,8 @@ class _MaskHistograms(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> np.ndarray:
-        read_mask = getattr(self.dataset, "read_mask", None)
-        values = np.asarray(read_mask(index) if read_mask is not None else self.dataset[index]["mask"]).ravel()
+        label_mask = getattr(self.dataset, "label_mask", None)
+        values = np.asarray(label_mask(index) if label_mask is not None else self.dataset[index]["mask"]).ravel()
         if values.size and values.min() < 0:  # signed labels, e.g. ignore_index=-1
             values = values[values != self.ignore_index]
         if values.size and values.min() < 0:

@@ -1,9 +1,14 @@
-"""Cityscapes fine annotations in the official layout.
+"""Cityscapes in the official layout: fine annotations, coarse ones for ``train_extra``, instance targets.
 
     <root>/leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png
-    <root>/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
+    <root>/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png       splits train, val, test
+    <root>/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_instanceIds.png    with return_instances
+    <root>/gtCoarse/train_extra/<city>/<city>_<seq>_<frame>_gtCoarse_labelIds.png   split train_extra
 
 Label ids are mapped to the 19 train ids of the official label table; every other id becomes 255 (ignore).
+In ``*_instanceIds.png`` (16-bit) a value >= 1000 is ``label_id * 1000 + n``, instance n of a class with
+instances; a smaller value is a plain label id: for the 8 thing classes (person, rider, car, truck, bus, train,
+motorcycle, bicycle) that marks a group of objects without instance ids, returned as a crowd region.
 """
 
 from __future__ import annotations
@@ -12,83 +17,100 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
-from torchvision import tv_tensors
 
-from seglab.data.datasets.cityscapes_labels import CLASS_NAMES, id_to_train_id_lut
-from seglab.data.io import read_image, read_label
+from seglab.data.datasets.base import ImageLabelDataset, match_pairs, require_dir, require_root, require_samples
+from seglab.data.datasets.cityscapes_labels import CLASS_NAMES, LABELS, THING_TRAIN_IDS, id_to_train_id_lut
+from seglab.data.instances import make_instances, masks_from_id_map
+from seglab.data.io import read_label
+from seglab.data.labels import LabelMapper
 from seglab.errors import UserError
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
-LABEL_SUFFIX = "_gtFine_labelIds.png"
+INSTANCE_DIVISOR = 1000
 LAYOUT = (
     "expected the official Cityscapes layout: <root>/leftImg8bit/<split>/<city>/*_leftImg8bit.png and "
-    "<root>/gtFine/<split>/<city>/*_gtFine_labelIds.png (set data.root or the CITYSCAPES_DATASET variable)"
+    "<root>/gtFine/<split>/<city>/*_gtFine_labelIds.png (gtCoarse/ for train_extra); set data.root or the "
+    "CITYSCAPES_DATASET variable"
 )
 
 
-class CityscapesDataset(Dataset):
-    """Cityscapes images with train-id semantic masks.
+class CityscapesDataset(ImageLabelDataset):
+    """Cityscapes images with train-id semantic masks and, optionally, instance targets.
 
     Args:
-        root: the Cityscapes root holding ``leftImg8bit/`` and ``gtFine/``.
-        split: ``train``, ``val`` or ``test`` (test labels are all void).
-        transforms: joint transforms applied to ``{"image", "mask"}``.
+        root: the Cityscapes root holding ``leftImg8bit/`` and ``gtFine/`` (and ``gtCoarse/`` for train_extra).
+        split: ``train``, ``val``, ``test`` (labels all void) or ``train_extra`` (coarse annotations).
+        transforms: joint transforms applied to the sample dict.
+        return_instances: also return ``sample["instances"]`` from ``*_instanceIds.png``.
+        strict_labels: refuse label ids outside the official table (else map them to 255 with one warning).
     """
 
     class_names = CLASS_NAMES
 
-    def __init__(self, root: str | Path | None, split: str = "train", transforms: Callable | None = None) -> None:
-        if root is None or str(root) == "":
-            raise UserError(f"data.root is not set for Cityscapes; {LAYOUT}")
-        self.root = Path(root).expanduser()
-        self.split = split
-        self.transforms = transforms
-        self.lut = id_to_train_id_lut()
+    def __init__(
+        self,
+        root: str | Path | None,
+        split: str = "train",
+        transforms: Callable | None = None,
+        return_instances: bool = False,
+        strict_labels: bool = True,
+    ) -> None:
+        super().__init__(split, transforms, return_instances)
+        self.root = require_root(root, "Cityscapes", LAYOUT)
+        self.annotation = "gtCoarse" if split == "train_extra" else "gtFine"
+        lut = id_to_train_id_lut()
+        mapping = {label.id: int(lut[label.id]) for label in LABELS if label.id >= 0}
+        self.labels = LabelMapper(mapping, strict_labels, "label ids 0..33 of the official Cityscapes label table")
         self.samples = self._find_samples()
 
     def _find_samples(self) -> list[tuple[Path, Path]]:
-        if not self.root.is_dir():
-            raise UserError(f"data.root={self.root} does not exist; {LAYOUT}")
-        image_dir = self.root / "leftImg8bit" / self.split
-        label_dir = self.root / "gtFine" / self.split
-        for folder in (image_dir, label_dir):
-            if not folder.is_dir():
-                raise UserError(f"{folder} is missing: {self.root} is not a Cityscapes tree; {LAYOUT}")
-        images = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
-        if not images:
-            raise UserError(f"no *{IMAGE_SUFFIX} images under {image_dir}; {LAYOUT}")
-        samples = []
-        for image in images:
-            stem = image.name[: -len(IMAGE_SUFFIX)]
-            label = label_dir / image.parent.name / f"{stem}{LABEL_SUFFIX}"
-            if not label.is_file():
-                raise UserError(f"image {image} has no label map: {label} is missing")
-            samples.append((image, label))
+        image_dir = require_dir(self.root / "leftImg8bit" / self.split, LAYOUT)
+        label_dir = require_dir(self.root / self.annotation / self.split, LAYOUT)
+        label_suffix = f"_{self.annotation}_labelIds.png"
+        images = {f"{p.parent.name}/{p.name[: -len(IMAGE_SUFFIX)]}": p for p in image_dir.glob(f"*/*{IMAGE_SUFFIX}")}
+        labels = {f"{p.parent.name}/{p.name[: -len(label_suffix)]}": p for p in label_dir.glob(f"*/*{label_suffix}")}
+        require_samples(list(images) + list(labels), self.split, f"{image_dir}/<city>/*{IMAGE_SUFFIX}", LAYOUT)
+        samples = match_pairs(
+            images,
+            labels,
+            image_for=lambda key: image_dir / f"{key}{IMAGE_SUFFIX}",
+            label_for=lambda key: label_dir / f"{key}{label_suffix}",
+        )
+        if self.return_instances:
+            for _, label in samples:
+                if not self._instance_path(label).is_file():
+                    raise UserError(
+                        f"label map {label} has no instance map: {self._instance_path(label)} is missing "
+                        "(data.return_instances=true needs the *_instanceIds.png files)"
+                    )
         return samples
 
-    def __len__(self) -> int:
-        return len(self.samples)
+    @staticmethod
+    def _instance_path(label_path: Path) -> Path:
+        return label_path.with_name(label_path.name.replace("_labelIds.png", "_instanceIds.png"))
 
-    def read_mask(self, index: int) -> np.ndarray:
-        """The train-id mask of sample ``index``, without decoding its image (for label statistics)."""
-        return self.lut[read_label(self.samples[index][1])]
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        image_path, label_path = self.samples[index]
-        image = read_image(image_path)
-        mask = self.read_mask(index)
-        if mask.shape != image.shape[:2]:
-            raise UserError(
-                f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label map {label_path} is "
-                f"{mask.shape[1]}x{mask.shape[0]}"
-            )
-        sample = {
-            "image": tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))),
-            "mask": tv_tensors.Mask(torch.from_numpy(mask)),
-        }
-        if self.transforms is not None:
-            sample = self.transforms(sample)
-        sample["name"] = image_path.name[: -len(IMAGE_SUFFIX)]
+    def load(self, index: int) -> dict[str, Any]:
+        sample = super().load(index)
+        if self.return_instances:
+            sample["instances"] = self._instances(self._instance_path(self.samples[index][1]), sample["mask"].shape)
         return sample
+
+    def _instances(self, path: Path, shape: tuple[int, ...]) -> dict[str, Any]:
+        id_map = read_label(path)
+        if id_map.shape != tuple(shape):
+            raise UserError(
+                f"instance map {path} is {id_map.shape[1]}x{id_map.shape[0]} but its label map is "
+                f"{shape[1]}x{shape[0]} (width x height)"
+            )
+        ids, labels, crowd = [], [], []
+        for value in np.unique(id_map).tolist():
+            label_id = value // INSTANCE_DIVISOR if value >= INSTANCE_DIVISOR else value
+            train_id = int(self.labels.lut[min(label_id, 256)])
+            if train_id in THING_TRAIN_IDS:
+                ids.append(value)
+                labels.append(train_id)
+                crowd.append(value < INSTANCE_DIVISOR)
+        return make_instances(masks_from_id_map(id_map, ids), labels, crowd)
+
+    def sample_name(self, index: int) -> str:
+        return self.samples[index][0].name[: -len(IMAGE_SUFFIX)]

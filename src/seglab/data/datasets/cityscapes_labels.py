@@ -61,6 +61,8 @@ LABELS: tuple[CityscapesLabel, ...] = (
 IGNORE_INDEX = 255
 TRAIN_LABELS = tuple(sorted((lb for lb in LABELS if 0 <= lb.train_id < IGNORE_INDEX), key=lambda lb: lb.train_id))
 CLASS_NAMES = tuple(lb.name for lb in TRAIN_LABELS)
+# Train ids of the 8 classes with instances (person, rider, car, truck, bus, train, motorcycle, bicycle).
+THING_TRAIN_IDS = tuple(lb.train_id for lb in TRAIN_LABELS if lb.has_instances)
 
 
 def id_to_train_id_lut() -> np.ndarray:

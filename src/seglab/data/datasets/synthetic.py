@@ -15,9 +15,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from seglab.data.datasets.base import SegmentationDataset
+from seglab.data.instances import make_instances, masks_from_id_map
 from seglab.errors import UserError
 
 CLASS_NAMES = ("background", "disk", "square", "triangle", "cross")
@@ -87,17 +88,18 @@ def _shape_mask(cls: int, dx: np.ndarray, dy: np.ndarray, radius: float, angle: 
     raise ValueError(f"unknown shape class {cls}")
 
 
-class SyntheticShapes(Dataset):
+class SyntheticShapes(SegmentationDataset):
     """Random shapes over textured backgrounds; 5 classes (background + 4 shapes).
 
     Args:
         split: ``train``, ``val`` or ``test``; each split draws different images.
-        transforms: joint transforms applied to ``{"image", "mask"}``.
+        transforms: joint transforms applied to the sample dict.
         lengths: number of images per split.
         image_size: [height, width] of the generated images.
         num_objects: [min, max] shapes per image.
         radius_range: [min, max] shape circumradius as a fraction of the image's shorter side.
         seed: base seed; the same seed gives the same images.
+        return_instances: also return ``sample["instances"]`` (each visible shape, labelled with its class).
     """
 
     class_names = CLASS_NAMES
@@ -111,13 +113,13 @@ class SyntheticShapes(Dataset):
         num_objects: Sequence[int] = (1, 4),
         radius_range: Sequence[float] = (0.12, 0.25),
         seed: int = 0,
+        return_instances: bool = False,
     ) -> None:
+        super().__init__(split, transforms, return_instances)
         if split not in SPLIT_IDS:
             raise UserError(f"synthetic data has splits {list(SPLIT_IDS)}, not {split!r}")
         if split not in lengths:
             raise UserError(f"data.dataset.lengths has no entry for split {split!r}")
-        self.split = split
-        self.transforms = transforms
         self.length = int(lengths[split])
         self.height, self.width = (int(v) for v in image_size)
         self.num_objects = tuple(int(v) for v in num_objects)
@@ -149,13 +151,17 @@ class SyntheticShapes(Dataset):
             instances[inside] = instance_id
         return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), semantic, instances
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        image, semantic, _ = self.generate(index)
+    def load(self, index: int) -> dict[str, Any]:
+        image, semantic, id_map = self.generate(index)
         sample = {
             "image": tv_tensors.Image(torch.from_numpy(image.transpose(2, 0, 1).copy())),
             "mask": tv_tensors.Mask(torch.from_numpy(semantic)),
         }
-        if self.transforms is not None:
-            sample = self.transforms(sample)
-        sample["name"] = f"{self.split}_{index:06d}"
+        if self.return_instances:
+            ids = np.unique(id_map[id_map > 0])  # shapes hidden by later ones have no pixel left
+            labels = [int(semantic[id_map == i][0]) for i in ids]
+            sample["instances"] = make_instances(masks_from_id_map(id_map, ids), labels, [False] * len(ids))
         return sample
+
+    def sample_name(self, index: int) -> str:
+        return f"{self.split}_{index:06d}"
