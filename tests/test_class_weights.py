@@ -139,7 +139,7 @@ def test_cityscapes_counts_are_cached_under_the_root_and_read_labels_only(tmp_pa
     cache_file = label_counts_cache_file(cfg)
     assert cache_file.parent == root / ".seglab_cache" and cache_file.is_file()
     lut = id_to_train_id_lut()
-    train_ids = np.concatenate([lut[np.asarray(Image.open(p))].ravel() for p in (root / "gtFine" / "train").rglob("*.png")])
+    train_ids = np.concatenate([lut[np.asarray(Image.open(p))].ravel() for p in (root / "gtFine" / "train").rglob("*_labelIds.png")])
     pixels = np.bincount(train_ids[train_ids != I], minlength=19)
     present = pixels > 0
     expected = np.where(present, pixels.sum() / (present.sum() * np.maximum(pixels, 1)), 0.0)
