@@ -52,6 +52,18 @@ def test_aspp_public_signature_keeps_spatial_size():
     assert len(aspp.branches) == 5  # 1x1, three atrous 3x3, image pooling
 
 
+def test_batchnorm_of_a_single_value_per_channel_uses_the_running_statistics():
+    from seglab.models.layers import BatchNorm2d
+
+    bn = BatchNorm2d(3).train()
+    bn.running_mean.fill_(1.0)
+    out = bn(torch.full((1, 3, 1, 1), 3.0))  # plain BatchNorm raises here
+    assert torch.allclose(out, torch.full((1, 3, 1, 1), 2.0), atol=1e-4)  # (3 - 1) / sqrt(1 + eps)
+    assert bn.running_mean.tolist() == [1.0, 1.0, 1.0]
+    bn(torch.randn(2, 3, 1, 1))  # two values per channel: ordinary batch statistics
+    assert bn.running_mean.tolist() != [1.0, 1.0, 1.0]
+
+
 def test_aspp_v2_sums_the_class_logits_of_its_branches():
     decoder = ASPPV2Decoder(RESNET18_CHANNELS, 8, num_classes=7)
     assert [branch.dilation[0] for branch in decoder.branches] == [6, 12, 18, 24]

@@ -13,7 +13,7 @@ from torch import nn
 
 from seglab.config import CONFIG_DIR, compose_config
 from seglab.train import train
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, run_script
 
 PRESETS = sorted(path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
 
@@ -132,3 +132,10 @@ def test_auxiliary_loss_is_logged_in_training_and_the_checkpoint_evaluates(tmp_p
     assert not any(key.startswith(("val/aux", "test/aux")) for key in metrics)
     state = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     assert any(key.startswith("net.aux_head.") for key in state)
+
+
+def test_a_backbone_mistake_stops_train_py_with_one_line(tmp_path):
+    result = run_script("train.py", "model.backbone.multi_grid=[1,2,4]", "debug=fdr", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert "error: model.backbone.multi_grid=[1, 2, 4]: the last stage of resnet18 has 2 blocks" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -15,8 +16,22 @@ from seglab.loggers.wandb import wandb_sync_hint
 log = logging.getLogger(__name__)
 
 
+def instantiate_part(node: DictConfig) -> Any:
+    """``hydra.utils.instantiate`` that lets a :class:`UserError` raised while building a part through, instead
+    of Hydra's wrapping exception, so the entry points print its one-line message."""
+    try:
+        return instantiate(node, _convert_="partial")
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
+
+
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    return instantiate(cfg.data, _convert_="partial")
+    return instantiate_part(cfg.data)
 
 
 def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
@@ -25,7 +40,7 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
             f"model.num_classes={cfg.model.num_classes} but the data has {datamodule.num_classes} classes "
             f"(data.num_classes); drop the model.num_classes override so it follows the data"
         )
-    return instantiate(cfg.model, _convert_="partial")
+    return instantiate_part(cfg.model)
 
 
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:

@@ -15,10 +15,10 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image, ImageOps
 
+from seglab.builders import instantiate_part
 from seglab.config import CONFIG_DIR
 from seglab.errors import UserError, exit_on_user_error
 from seglab.models import Segmentor
@@ -33,7 +33,7 @@ def model_report(cfg: DictConfig) -> dict[str, Any]:
     input_size = tuple(int(v) for v in cfg.input_size)
     if len(input_size) != 2 or min(input_size) < 1:
         raise UserError(f"input_size={list(cfg.input_size)} should be [height, width] in pixels, e.g. input_size=[512,1024]")
-    net: Segmentor = instantiate(cfg.model, _convert_="partial").net
+    net: Segmentor = instantiate_part(cfg.model).net
     output_stride = net.backbone.output_stride
     report: dict[str, Any] = {
         "backbone": cfg.model.backbone.name,

@@ -2,7 +2,8 @@
 
 An encoder returns one feature map per stride level (1, 2, 4, 8, 16, 32) and exposes ``out_channels`` (one
 entry per level) and ``output_stride``. Output stride 8 or 16 replaces the strides of the last stages by
-dilation, so the deepest features keep more spatial detail at the same parameter count.
+dilation, so the deepest features keep more spatial detail at the same parameter count. A backbone that cannot
+dilate is refused with the strides it supports; DeepLab v3's multi-grid sets per-block rates in the last stage.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def build_backbone(
         output_stride: 8, 16 or 32; 8 and 16 dilate the last stages. A backbone that cannot dilate to it
             is refused with the strides it supports.
         in_channels: number of input image channels.
-        multi_grid: DeepLab v3's multi-grid, e.g. ``(1, 2, 4)``: the atrous rate of the ``i``-th block of the
-            last stage is multiplied by ``multi_grid[i]`` (one entry per block). ``None`` leaves the rates.
+        multi_grid: DeepLab v3's multi-grid, e.g. ``(1, 2, 4)``: the ``i``-th block of the last stage gets the
+            rate ``32 / output_stride x multi_grid[i]`` (one entry per block). ``None`` leaves the rates.
     """
     if name not in smp.encoders.get_encoder_names() and not name.startswith("tu-"):
         raise UserError(
