@@ -59,6 +59,7 @@ def test_report_counts_the_auxiliary_head_and_can_skip_the_erf():
     assert heads("erf_samples=0") - heads("erf_samples=0", "model.aux_weight=null") == aux_head
 
 
-def test_report_refuses_a_bad_input_size():
+@pytest.mark.parametrize("size", ["[64]", "512", "[64,abc]", "[0,64]"])
+def test_report_refuses_a_bad_input_size(size):
     with pytest.raises(UserError, match="input_size"):
-        model_report(compose_config("report", ["input_size=[64]"]))
+        model_report(compose_config("report", [f"input_size={size}"]))

@@ -30,11 +30,13 @@ log = logging.getLogger(__name__)
 
 def model_report(cfg: DictConfig) -> dict[str, Any]:
     """Build ``cfg.model`` and measure it; return the figures :func:`format_report` prints."""
-    input_size = tuple(int(v) for v in cfg.input_size)
+    try:
+        input_size = tuple(int(v) for v in cfg.input_size)
+    except (TypeError, ValueError):
+        input_size = ()
     if len(input_size) != 2 or min(input_size) < 1:
-        raise UserError(f"input_size={list(cfg.input_size)} should be [height, width] in pixels, e.g. input_size=[512,1024]")
+        raise UserError(f"input_size={cfg.input_size} should be [height, width] in pixels, e.g. input_size=[512,1024]")
     net: Segmentor = instantiate_part(cfg.model).net
-    output_stride = net.backbone.output_stride
     report: dict[str, Any] = {
         "backbone": cfg.model.backbone.name,
         "weights": cfg.model.backbone.weights,
@@ -43,9 +45,9 @@ def model_report(cfg: DictConfig) -> dict[str, Any]:
         "parameters": count_parameters(net),
         "parameters_backbone": count_parameters(net.backbone),
         "parameters_decoder": count_parameters(net.decoder),
-        "parameters_heads": count_parameters(net.classifier) + (count_parameters(net.aux_head) if net.aux_head else 0),
+        "parameters_heads": count_parameters(net.classifier) + (count_parameters(net.aux_head) if net.aux_head is not None else 0),
         "flops": count_flops(net, input_size),
-        "output_stride": output_stride,
+        "output_stride": net.backbone.output_stride,
         "atrous": atrous_convolutions(net, input_size),
         "erf": None,
     }
