@@ -17,8 +17,9 @@ class SemanticSegmentationModule(L.LightningModule):
     """Trains a :class:`~seglab.models.Segmentor` and reports confusion-matrix metrics per split.
 
     Metrics are logged as ``<stage>/mIoU``, ``<stage>/mAcc``, ``<stage>/aAcc``, ``<stage>/fwIoU`` and
-    ``<stage>/IoU/<class name>`` for stage ``val`` and ``test``; the training loss as ``train/loss`` (and the terms
-    of a :class:`~seglab.losses.CombinedLoss` as ``train/loss/<name>``).
+    ``<stage>/IoU/<class name>`` for stage ``val`` and ``test``; the training loss as ``train/loss`` (with an
+    auxiliary head: main loss + ``aux_weight`` x ``train/aux_loss``; the terms of a
+    :class:`~seglab.losses.CombinedLoss` as ``train/loss/<name>``).
 
     Args:
         backbone: encoder module (see :func:`seglab.models.build_backbone`).
@@ -32,6 +33,8 @@ class SemanticSegmentationModule(L.LightningModule):
         ignore_index: label value excluded from loss and metrics.
         backbone_lr_mult: the backbone's learning rate is the optimizer's ``lr`` times this.
         classifier_dropout: dropout before the 1x1 classifier.
+        aux_weight: weight of an auxiliary FCN head's loss on the stride-16 stage (training only); ``0`` or
+            ``None`` builds no auxiliary head.
     """
 
     def __init__(
@@ -46,10 +49,12 @@ class SemanticSegmentationModule(L.LightningModule):
         ignore_index: int = 255,
         backbone_lr_mult: float = 1.0,
         classifier_dropout: float = 0.1,
+        aux_weight: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler"])
-        self.net = Segmentor(backbone, decoder, num_classes, dropout=classifier_dropout)
+        self.net = Segmentor(backbone, decoder, num_classes, dropout=classifier_dropout, aux_head=bool(aux_weight))
+        self.aux_weight = aux_weight or 0.0
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -63,10 +68,15 @@ class SemanticSegmentationModule(L.LightningModule):
         return self.net(images)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        logits = self.net(batch["image"])
-        loss = self.loss(logits, batch["mask"].long())
+        target = batch["mask"].long()
+        logits, aux_logits = self.net.forward_with_aux(batch["image"])
+        loss = self.loss(logits, target)
+        terms = dict(getattr(self.loss, "last_terms", {}))  # a CombinedLoss's terms, before the aux call replaces them
+        if aux_logits is not None:
+            aux_loss = self.loss(aux_logits, target)
+            self.log("train/aux_loss", aux_loss, on_step=True, on_epoch=True, batch_size=logits.shape[0])
+            loss = loss + self.aux_weight * aux_loss
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=logits.shape[0])
-        terms = getattr(self.loss, "last_terms", {})  # a CombinedLoss's unweighted terms
         self.log_dict({f"train/loss/{name}": v for name, v in terms.items()}, on_epoch=True, batch_size=logits.shape[0])
         self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], on_step=True, on_epoch=False)
         return loss
