@@ -10,19 +10,11 @@ import pytest
 import torch
 
 from seglab.train import train
-from tests.conftest import make_cfg
+from tests.conftest import QUICK, make_cfg
 from tests.wandb_records import OfflineRun
 
-# Small and quick: a 2.5M-parameter model on 32x32 images, 2 steps per epoch, every step logged.
-FAST = [
-    "model/backbone=mobilenet_v2",
-    "model.decoder.out_channels=32",
-    "data.dataset.image_size=[32,32]",
-    "data.dataset.lengths={train: 16, val: 8, test: 8}",
-    "trainer.max_epochs=2",
-    "trainer.log_every_n_steps=1",
-    "trainer.accelerator=cpu",
-]
+# Two epochs, so that every dashboard item is logged more than once.
+FAST = [*QUICK, "trainer.max_epochs=2"]
 ENV_SECRETS = {"WANDB_API_KEY": "wandb-key-" + "0123456789" * 4, "SEGLAB_TEST_API_KEY": "env-secret-0123456789"}
 CONFIG_SECRET = "cfg-secret-0123456789"
 URL_SECRET = "url-secret-0123456789"
@@ -62,7 +54,7 @@ def test_wandb_runs_offline_without_credentials(tmp_path, monkeypatch, caplog):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc, so no stored login
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = make_cfg(tmp_path / "run", "logger=wandb", *FAST, "trainer.max_epochs=1", "~callbacks.validation_media")
+    cfg = make_cfg(tmp_path / "run", "logger=wandb", *QUICK, "~callbacks.validation_media")
     with caplog.at_level(logging.INFO):
         train(cfg)
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
