@@ -2,10 +2,12 @@
 validation images with their ground truth and prediction.
 
 The images are the same ones every time (spread evenly over the validation split), so a dashboard's step
-slider shows how the predictions evolve. The cost is a forward pass over ``num_images`` images and one small
-figure per validation, on the main process only; nothing is done when no active logger shows media (CSV).
-Other tasks add their overlays by overriding :meth:`ValidationMedia.predicted_masks` (e.g. an instance map
-with its own labels in :attr:`MaskedImage.mask_labels`).
+slider shows how the predictions evolve. Their predictions are taken from the validation pass itself (the
+task's evaluation step returns ``{"masks": {name: labels}}``); only samples the main process did not see
+(other DDP ranks, datasets without sample names) cost an extra forward pass. With one small figure per
+validation, on the main process only, the media cost little; nothing is done when no active logger shows media
+(CSV). Other tasks add overlays by returning more named masks (e.g. ``"instances"``, with its own labels in
+:attr:`MaskedImage.mask_labels`) and overriding :meth:`ValidationMedia.predicted_masks` to match.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ class ValidationMedia(L.Callback):
 
     Args:
         num_images: how many validation images to show (0: none).
-        max_size: longer side, in pixels, of the images as logged: larger ones are shrunk, and ones smaller than
-            half of it enlarged by a whole factor.
+        max_size: longer side, in pixels, of the images as logged: larger ones are shrunk, smaller ones enlarged
+            by the largest whole factor that fits (nearest neighbour, so masks stay crisp).
         class_table: log the per-class IoU / accuracy table.
         confusion_matrix: log the confusion matrix (normalised per ground-truth class) as an image.
     """
@@ -44,9 +46,27 @@ class ValidationMedia(L.Callback):
         self.confusion_matrix = confusion_matrix
         self.sinks: list = []
         self.samples: list[dict[str, Any]] | None = None
+        self.seen: dict[str, dict[str, np.ndarray]] = {}  # sample name -> masks predicted in this validation
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.sinks = media_sinks(trainer.loggers)
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.seen = {}
+        if self.sinks and self.num_images and trainer.is_global_zero and not trainer.sanity_checking:
+            self.fixed_samples(trainer)
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Keep the predictions of the fixed samples as the validation computes them."""
+        if not self.samples or dataloader_idx != 0 or not isinstance(outputs, dict) or not isinstance(batch, dict):
+            return
+        wanted = {sample["name"] for sample in self.samples}
+        masks = outputs.get("masks") or {}
+        for row, name in enumerate(batch.get("name") or []):
+            if name in wanted:
+                self.seen[name] = {key: value[row].detach().cpu().numpy() for key, value in masks.items()}
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not self.sinks:
@@ -95,36 +115,49 @@ class ValidationMedia(L.Callback):
                         "image": sample["image"],
                         "display": to_display(sample["image"], transforms),
                         "mask": np.asarray(sample["mask"]).astype(np.int64),
-                        "name": str(sample.get("name", index)),
+                        "name": str(sample.get("name", f"{dataset.__class__.__name__}[{index}]")),
                     }
                 )
         return self.samples
 
     def render_samples(self, trainer: L.Trainer, pl_module: L.LightningModule) -> list[MaskedImage]:
-        """Each fixed sample with its ground truth and the model's current prediction, downscaled for display."""
+        """Each fixed sample with its ground truth and the model's current prediction, sized for display."""
+        samples = self.fixed_samples(trainer)
+        missing = [sample for sample in samples if sample["name"] not in self.seen]
+        if missing:
+            self.seen.update(self._predict(trainer, pl_module, missing))
         items = []
-        was_training = pl_module.training
-        pl_module.eval()
-        for sample in self.fixed_samples(trainer):
-            image = sample["image"].unsqueeze(0).to(pl_module.device)
-            with torch.no_grad(), trainer.precision_plugin.forward_context():
-                masks = {"ground_truth": sample["mask"], **self.predicted_masks(pl_module, image, sample["mask"].shape)}
+        for sample in samples:
+            masks = {"ground_truth": sample["mask"], **self.seen[sample["name"]]}
             items.append(self._fit_for_display(MaskedImage(sample["display"], masks, caption=sample["name"])))
-        pl_module.train(was_training)
         return items
 
-    def predicted_masks(self, pl_module: L.LightningModule, image: torch.Tensor, size: tuple[int, int]) -> dict[str, np.ndarray]:
-        """The model's label maps for one image (1x3xHxW), at the ground truth's ``size``: ``{"prediction": ...}``."""
-        logits = pl_module(image)
+    def _predict(self, trainer: L.Trainer, pl_module: L.LightningModule, samples: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+        """Predicted masks of samples the validation pass did not show this process, one forward pass each."""
+        was_training = pl_module.training
+        pl_module.eval()
+        predicted = {}
+        for sample in samples:
+            image = sample["image"].unsqueeze(0).to(pl_module.device)
+            with torch.no_grad(), trainer.precision_plugin.forward_context():
+                masks = self.predicted_masks(pl_module, image, sample["mask"].shape)
+            predicted[sample["name"]] = {name: mask[0] for name, mask in masks.items()}
+        pl_module.train(was_training)
+        return predicted
+
+    def predicted_masks(self, pl_module: L.LightningModule, images: torch.Tensor, size: tuple[int, int]) -> dict[str, np.ndarray]:
+        """The model's label maps for a batch of images (Nx3xHxW) at the ground truth's ``size``:
+        ``{"prediction": N x H x W}``. Other tasks add their own maps (e.g. ``"instances"``) here."""
+        logits = pl_module(images)
         if logits.shape[-2:] != tuple(size):
             logits = F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
-        return {"prediction": logits.argmax(dim=1)[0].cpu().numpy()}
+        return {"prediction": logits.argmax(dim=1).cpu().numpy()}
 
     def _fit_for_display(self, item: MaskedImage) -> MaskedImage:
-        """Shrink to ``max_size`` on the longer side; enlarge tiny images by a whole factor so they can be seen."""
+        """Shrink to ``max_size`` on the longer side; enlarge small images by the largest whole factor that fits."""
         height, width = item.image.shape[:2]
         longer = max(height, width)
-        scale = self.max_size / longer if longer > self.max_size else max(1, self.max_size // (2 * longer))
+        scale = self.max_size / longer if longer > self.max_size else self.max_size // longer
         if scale == 1:
             return item
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
