@@ -61,15 +61,22 @@ class WandbSink:
         self.logger.log_table(key, columns=list(columns), data=[list(row) for row in rows], step=step)
 
 
-class TensorBoardSink:
-    """TensorBoard: one panel image per sample (image | ground truth | prediction + legend), tables as text."""
+class PanelSink:
+    """Loggers without mask overlays get one panel per sample: image | ground truth | prediction, and a legend."""
 
-    def __init__(self, logger: TensorBoardLogger) -> None:
+    def __init__(self, logger: Logger) -> None:
         self.logger = logger
 
     def log_masked_images(self, key: str, items: Sequence[MaskedImage], class_names: Sequence[str], ignore_index: int, step: int) -> None:
         for index, item in enumerate(items):
             self.log_image(f"{key}/{index}", panel(item.image, item.masks, class_names, ignore_index), step)
+
+    def log_image(self, key: str, image: np.ndarray, step: int) -> None:
+        raise NotImplementedError
+
+
+class TensorBoardSink(PanelSink):
+    """TensorBoard: panels as images, tables as Markdown text."""
 
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         self.logger.experiment.add_image(key, image, global_step=step, dataformats="HWC")
@@ -80,15 +87,8 @@ class TensorBoardSink:
         self.logger.experiment.add_text(key, "\n".join(lines), global_step=step)
 
 
-class MLflowSink:
-    """MLflow: step-indexed images (the run page's image slider), tables as JSON artifacts per step."""
-
-    def __init__(self, logger: MLFlowLogger) -> None:
-        self.logger = logger
-
-    def log_masked_images(self, key: str, items: Sequence[MaskedImage], class_names: Sequence[str], ignore_index: int, step: int) -> None:
-        for index, item in enumerate(items):
-            self.log_image(f"{key}/{index}", panel(item.image, item.masks, class_names, ignore_index), step)
+class MLflowSink(PanelSink):
+    """MLflow: panels as step-indexed images (the run page's image slider), tables as JSON artifacts per step."""
 
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         self.logger.experiment.log_image(self.logger.run_id, image, key=key, step=step)
