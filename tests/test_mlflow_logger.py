@@ -83,3 +83,21 @@ def test_params_metrics_and_images_reach_the_mlflow_server(mlflow_server, tmp_pa
         assert picture.width > 100 and picture.height > 100
     tables = client.list_artifacts(run.info.run_id, "val/per_class")
     assert tables and tables[0].path.endswith(".json")
+
+
+def test_without_a_server_runs_go_to_a_local_sqlite_store(tmp_path, monkeypatch):
+    import numpy as np
+
+    from seglab.loggers import create_mlflow_logger
+    from seglab.loggers.media import MLflowSink
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    logger = create_mlflow_logger(experiment_name="local", run_name="r", save_dir=str(tmp_path / "mlruns"))
+    logger.log_metrics({"val/mIoU": 0.5}, step=1)
+    MLflowSink(logger).log_image("val/confusion_matrix", np.zeros((8, 8, 3), np.uint8), step=1)
+    logger.finalize("success")
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    assert client.get_run(logger.run_id).data.metrics["val/mIoU"] == 0.5
+    assert [f.path for f in client.list_artifacts(logger.run_id, "images")]
+    assert list((tmp_path / "mlruns" / "artifacts").rglob("*.png"))

@@ -41,7 +41,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     loggers = build_loggers(cfg)
     try:
-        description = describe_run(cfg, model) if loggers else {}
+        description = describe_run(cfg, model)
         for logger in loggers:
             logger.log_hyperparams(description)
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
