@@ -20,6 +20,7 @@ class SemanticSegmentationModule(L.LightningModule):
     ``<stage>/IoU/<class name>`` for stage ``val`` and ``test``; the training loss as ``train/loss`` (with an
     auxiliary head: main loss + ``aux_weight`` x ``train/aux_loss``; the terms of a
     :class:`~seglab.losses.CombinedLoss` as ``train/loss/<name>``).
+    Evaluation steps return ``{"masks": {"prediction": labels}}`` for callbacks that show them.
 
     Args:
         backbone: encoder module (see :func:`seglab.models.build_backbone`).
@@ -81,19 +82,21 @@ class SemanticSegmentationModule(L.LightningModule):
         self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], on_step=True, on_epoch=False)
         return loss
 
-    def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> None:
+    def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> dict[str, Any]:
         target = batch["mask"].long()
         logits = self.net(batch["image"])
         if logits.shape[-2:] != target.shape[-2:]:  # score at the label's resolution
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         self.log(f"{stage}/loss", self.loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
-        metrics.update(logits.argmax(dim=1), target)
+        preds = logits.argmax(dim=1)
+        metrics.update(preds, target)
+        return {"masks": {"prediction": preds}}
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluation_step(batch, self.val_metrics, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._evaluation_step(batch, self.val_metrics, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluation_step(batch, self.test_metrics, "test")
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._evaluation_step(batch, self.test_metrics, "test")
 
     def _log_scores(self, metrics: SegmentationMetrics, stage: str) -> None:
         scores = metrics.compute()  # synced across processes by torchmetrics
