@@ -47,8 +47,10 @@ def test_a_sampled_command_line_composes():
     command = [part for chunk in SWEEP["command"] for part in (macros[chunk[2:-1]] if chunk.startswith("${") else [chunk])]
     assert command[:3] == ["/usr/bin/env", "python", "train.py"]
     cfg = compose_config("train", command[3:], return_hydra_config=True)
-    assert cfg.optimizer.lr == pytest.approx(0.1) and cfg.optimizer.weight_decay == pytest.approx(0.01)
-    assert cfg.model.backbone.name == "resnet101" and cfg.hydra.runtime.choices["model/decoder"] == "aspp"
+    assert cfg.optimizer.lr == pytest.approx(sample["optimizer.lr"]["value"])
+    assert cfg.optimizer.weight_decay == pytest.approx(sample["optimizer.weight_decay"]["value"])
+    for group in ("loss", "model/decoder", "model/backbone"):
+        assert cfg.hydra.runtime.choices[group] == sample[group]["value"]
     assert list(cfg.logger) == ["wandb"]
 
 
