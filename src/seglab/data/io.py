@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
+from torchvision import tv_tensors
 
 from seglab.errors import UserError
 
@@ -17,6 +19,11 @@ def read_image(path: str | Path, mode: str = "RGB") -> np.ndarray:
             return np.asarray(image.convert(mode))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise UserError(f"cannot read image {path}: {err}") from None
+
+
+def image_tensor(image: np.ndarray) -> tv_tensors.Image:
+    """An HxWx3 uint8 array as a 3xHxW ``tv_tensors.Image`` (a copy: decoded arrays may be read-only)."""
+    return tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
 
 
 def read_label(path: str | Path) -> np.ndarray:

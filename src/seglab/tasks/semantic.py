@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglab.inference import whole_inference
 from seglab.metrics import SegmentationMetrics
 from seglab.models import Segmentor
 
@@ -16,8 +17,9 @@ from seglab.models import Segmentor
 class SemanticSegmentationModule(L.LightningModule):
     """Trains a :class:`~seglab.models.Segmentor` and reports confusion-matrix metrics per split.
 
-    Metrics are logged as ``<stage>/mIoU``, ``<stage>/mAcc``, ``<stage>/aAcc``, ``<stage>/fwIoU`` and
-    ``<stage>/IoU/<class name>`` for stage ``val`` and ``test``; the training loss as ``train/loss``.
+    Metrics are logged as ``<stage>/mIoU``, ``<stage>/mAcc``, ``<stage>/aAcc``, ``<stage>/fwIoU``,
+    ``<stage>/IoU/<class name>`` and ``<stage>/Acc/<class name>`` for stage ``val`` and ``test``; the training
+    loss as ``train/loss``.
 
     Args:
         backbone: encoder module (see :func:`seglab.models.build_backbone`).
@@ -31,6 +33,8 @@ class SemanticSegmentationModule(L.LightningModule):
         ignore_index: label value excluded from loss and metrics.
         backbone_lr_mult: the backbone's learning rate is the optimizer's ``lr`` times this.
         classifier_dropout: dropout before the 1x1 classifier.
+        inference: how validation and test compute logits, called as ``inference(net, images)`` (see
+            :mod:`seglab.inference`; default: one pass over the whole image).
     """
 
     def __init__(
@@ -45,9 +49,10 @@ class SemanticSegmentationModule(L.LightningModule):
         ignore_index: int = 255,
         backbone_lr_mult: float = 1.0,
         classifier_dropout: float = 0.1,
+        inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler", "inference"])
         self.net = Segmentor(backbone, decoder, num_classes, dropout=classifier_dropout)
         self.loss = loss
         self.optimizer_factory = optimizer
@@ -55,6 +60,7 @@ class SemanticSegmentationModule(L.LightningModule):
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.ignore_index = ignore_index
         self.backbone_lr_mult = backbone_lr_mult
+        self.inference = inference or whole_inference
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
         self.test_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
 
@@ -68,24 +74,28 @@ class SemanticSegmentationModule(L.LightningModule):
         self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], on_step=True, on_epoch=False)
         return loss
 
-    def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> None:
+    def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> torch.Tensor:
+        """Update the metrics; return the predicted classes at the label's resolution (for prediction writers)."""
         target = batch["mask"].long()
-        logits = self.net(batch["image"])
+        logits = self.inference(self.net, batch["image"])
         if logits.shape[-2:] != target.shape[-2:]:  # score at the label's resolution
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         self.log(f"{stage}/loss", self.loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
-        metrics.update(logits.argmax(dim=1), target)
+        preds = logits.argmax(dim=1)
+        metrics.update(preds, target)
+        return preds
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluation_step(batch, self.val_metrics, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._evaluation_step(batch, self.val_metrics, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluation_step(batch, self.test_metrics, "test")
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._evaluation_step(batch, self.test_metrics, "test")
 
     def _log_scores(self, metrics: SegmentationMetrics, stage: str) -> None:
         scores = metrics.compute()  # synced across processes by torchmetrics
         values = {f"{stage}/{name}": scores[name] for name in ("mIoU", "mAcc", "aAcc", "fwIoU")}
-        values.update({f"{stage}/IoU/{name}": iou for name, iou in zip(self.class_names, scores["IoU"])})
+        for score in ("IoU", "Acc"):
+            values.update({f"{stage}/{score}/{name}": v for name, v in zip(self.class_names, scores[score])})
         self.log(f"{stage}/mIoU", values.pop(f"{stage}/mIoU").float(), prog_bar=True)
         self.log_dict({key: value.float() for key, value in values.items()})
         metrics.reset()
