@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -36,7 +35,8 @@ TINY_CITYSCAPES = [
 @pytest.fixture(scope="module")
 def cityscapes_root(tmp_path_factory):
     root = write_cityscapes_tree(tmp_path_factory.mktemp("cityscapes"))
-    shutil.rmtree(root / "gtFine" / "test")  # as on the test server: no labels for the test split
+    for label in (root / "gtFine" / "test").rglob("*_labelIds.png"):  # as published: test labels are all void
+        Image.fromarray(np.zeros((64, 128), np.uint8)).save(label)
     return root
 
 

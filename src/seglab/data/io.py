@@ -21,11 +21,6 @@ def read_image(path: str | Path, mode: str = "RGB") -> np.ndarray:
         raise UserError(f"cannot read image {path}: {err}") from None
 
 
-def image_tensor(image: np.ndarray) -> tv_tensors.Image:
-    """An HxWx3 uint8 array as a 3xHxW ``tv_tensors.Image`` (a copy: decoded arrays may be read-only)."""
-    return tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
-
-
 def read_label(path: str | Path) -> np.ndarray:
     """Decode a label PNG to its raw values (HxW uint8): grey levels, or palette indices for palette PNGs."""
     try:
@@ -35,3 +30,8 @@ def read_label(path: str | Path) -> np.ndarray:
             return np.asarray(image).astype(np.uint8, copy=False)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise UserError(f"cannot read label map {path}: {err}") from None
+
+
+def image_tensor(image: np.ndarray) -> tv_tensors.Image:
+    """An HxWx3 uint8 array as a 3xHxW ``tv_tensors.Image`` (a copy: decoded arrays may be read-only)."""
+    return tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))

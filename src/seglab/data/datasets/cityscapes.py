@@ -4,8 +4,6 @@
     <root>/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
 
 Label ids are mapped to the 19 train ids of the official label table; every other id becomes 255 (ignore).
-The test split's labels are not public: its ``gtFine/test`` folder (all void) may be missing, and then every
-pixel is ignore, so evaluation writes predictions without scores.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from seglab.data.datasets.cityscapes_labels import CLASS_NAMES, id_to_train_id_lut
-from seglab.data.io import image_tensor, read_image, read_label
+from seglab.data.io import read_image, read_label
 from seglab.errors import UserError
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
@@ -35,7 +33,7 @@ class CityscapesDataset(Dataset):
 
     Args:
         root: the Cityscapes root holding ``leftImg8bit/`` and ``gtFine/``.
-        split: ``train``, ``val`` or ``test`` (test labels are all void, and may be absent).
+        split: ``train``, ``val`` or ``test`` (test labels are all void).
         transforms: joint transforms applied to ``{"image", "mask"}``.
     """
 
@@ -50,20 +48,17 @@ class CityscapesDataset(Dataset):
         self.lut = id_to_train_id_lut()
         self.samples = self._find_samples()
 
-    def _find_samples(self) -> list[tuple[Path, Path | None]]:
+    def _find_samples(self) -> list[tuple[Path, Path]]:
         if not self.root.is_dir():
             raise UserError(f"data.root={self.root} does not exist; {LAYOUT}")
         image_dir = self.root / "leftImg8bit" / self.split
         label_dir = self.root / "gtFine" / self.split
-        labelled = self.split != "test" or label_dir.is_dir()
-        for folder in (image_dir, label_dir) if labelled else (image_dir,):
+        for folder in (image_dir, label_dir):
             if not folder.is_dir():
                 raise UserError(f"{folder} is missing: {self.root} is not a Cityscapes tree; {LAYOUT}")
         images = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
         if not images:
             raise UserError(f"no *{IMAGE_SUFFIX} images under {image_dir}; {LAYOUT}")
-        if not labelled:
-            return [(image, None) for image in images]
         samples = []
         for image in images:
             stem = image.name[: -len(IMAGE_SUFFIX)]
@@ -79,14 +74,14 @@ class CityscapesDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         image_path, label_path = self.samples[index]
         image = read_image(image_path)
-        label_ids = read_label(label_path) if label_path is not None else np.zeros(image.shape[:2], np.uint8)
+        label_ids = read_label(label_path)
         if label_ids.shape != image.shape[:2]:
             raise UserError(
                 f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label map {label_path} is "
                 f"{label_ids.shape[1]}x{label_ids.shape[0]}"
             )
         sample = {
-            "image": image_tensor(image),
+            "image": tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))),
             "mask": tv_tensors.Mask(torch.from_numpy(self.lut[label_ids])),
         }
         if self.transforms is not None:

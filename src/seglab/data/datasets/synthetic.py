@@ -18,7 +18,6 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from seglab.data.io import image_tensor
 from seglab.errors import UserError
 
 CLASS_NAMES = ("background", "disk", "square", "triangle", "cross")
@@ -153,7 +152,7 @@ class SyntheticShapes(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         image, semantic, _ = self.generate(index)
         sample = {
-            "image": image_tensor(image),
+            "image": tv_tensors.Image(torch.from_numpy(image.transpose(2, 0, 1).copy())),
             "mask": tv_tensors.Mask(torch.from_numpy(semantic)),
         }
         if self.transforms is not None:
