@@ -6,8 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from seglab.builders import build_datamodule, build_model
 from seglab.errors import UserError
 from seglab.inference import slide_inference, tta_inference, whole_inference
+from tests.conftest import make_cfg
 
 CROP = (16, 24)
 
@@ -97,3 +99,12 @@ def test_tta_can_slide_over_each_view():
     inner = lambda n, x: slide_inference(n, x, CROP)  # noqa: E731
     with torch.no_grad():
         torch.testing.assert_close(tta_inference(net, images, scales=[1.0], flip=True, inner=inner), net(images))
+
+
+def test_validation_during_training_uses_the_configured_mode(tmp_path):
+    cfg = make_cfg(tmp_path, "inference=slide", "inference.stride=[32,32]", "data.crop_size=[48,48]")
+    module = build_model(cfg, build_datamodule(cfg))
+    assert module.inference.func is slide_inference
+    assert module.inference.keywords == {"crop_size": [48, 48], "stride": [32, 32]}  # the crop follows the data
+    cfg = make_cfg(tmp_path, "inference=tta")
+    assert build_model(cfg, build_datamodule(cfg)).inference.keywords["scales"] == [0.75, 1.0, 1.25, 1.5]

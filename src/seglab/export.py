@@ -8,6 +8,7 @@ whole-image inference (slide and TTA are loops around it, see :mod:`seglab.infer
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -59,23 +60,28 @@ def export_onnx(model: nn.Module, path: Path, opset: int = 17) -> Path:
     except ImportError:
         raise UserError("ONNX export needs the onnx package: pip install 'seglab[export]'") from None
     dynamic = {0: "batch", 2: "height", 3: "width"}
-    # The TorchScript-based exporter: it keeps the input-size arithmetic of the network symbolic as is.
-    torch.onnx.export(
-        model,
-        (torch.zeros(TRACE_SHAPE),),
-        str(path),
-        dynamo=False,
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": dynamic, "logits": dynamic},
-        opset_version=opset,
-    )
+    with warnings.catch_warnings():
+        # The TorchScript-based exporter (deprecated upstream, so it warns) keeps the network's input-size
+        # arithmetic symbolic as it is and needs no extra package.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (torch.zeros(TRACE_SHAPE),),
+            str(path),
+            dynamo=False,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": dynamic, "logits": dynamic},
+            opset_version=opset,
+        )
     return path
 
 
 def export_torchscript(model: nn.Module, path: Path) -> Path:
     """Write ``model`` traced to TorchScript (load with ``torch.jit.load``)."""
-    torch.jit.trace(model, torch.zeros(TRACE_SHAPE)).save(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream but still loads everywhere
+        torch.jit.trace(model, torch.zeros(TRACE_SHAPE)).save(str(path))
     return path
 
 
@@ -108,7 +114,9 @@ def export_model(cfg: DictConfig) -> Path:
     datamodule, module = load_trained_model(ckpt_path, train_cfg)
     normalize = find_normalize(datamodule.val_transforms)
     if normalize is None:
-        raise UserError("export builds in the input normalisation, but data.val_transforms has no seglab.data.transforms.Normalize")
+        raise UserError(
+            "export builds in the input normalisation, but data.val_transforms has no seglab.data.transforms.Normalize"
+        )
     model = DeployableSegmentor(module.net, normalize.mean, normalize.std).eval()
     default = Path(cfg.paths.output_dir) / f"model{MODEL_FORMATS[cfg.format]}"
     path = Path(cfg.output).expanduser() if cfg.output else default
@@ -122,7 +130,8 @@ def export_model(cfg: DictConfig) -> Path:
         difference = max_difference(model, path)
         if difference > cfg.atol:
             raise UserError(f"the exported model's logits differ from PyTorch's by {difference:.2e} > atol={cfg.atol}")
-        log.info("Checked against PyTorch on a %s input: max abs difference %.2e", "x".join(map(str, CHECK_SHAPE)), difference)
+        shape = "x".join(map(str, CHECK_SHAPE))
+        log.info("Checked against PyTorch on a %s input: max abs difference %.2e", shape, difference)
     return path
 
 

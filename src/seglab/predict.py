@@ -58,6 +58,16 @@ def segment(image: np.ndarray, model: Any, transforms: Callable | None, device: 
     return logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
 
 
+def choose_device(name: str) -> torch.device:
+    """``auto`` (a GPU when there is one) or a torch device name such as ``cpu`` or ``cuda:1``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"predict.device={name!r} is not a device; use auto, cpu, cuda or cuda:<index>") from None
+
+
 def predict(cfg: DictConfig) -> list[Path]:
     """Write ``<stem>_mask.png`` and ``<stem>_color.png`` for every input image; return the files written.
 
@@ -68,7 +78,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     inputs = find_inputs(str(cfg.input))
     train_cfg = training_config(ckpt_path, run_overrides(), PREDICT_ONLY_KEYS, mode=cfg.predict.mode)
     datamodule, model = load_trained_model(ckpt_path, train_cfg)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.predict.device == "auto" else cfg.predict.device)
+    device = choose_device(cfg.predict.device)
     model.to(device)
     out_dir = Path(cfg.output_dir)
 
@@ -84,7 +94,8 @@ def predict(cfg: DictConfig) -> list[Path]:
                 continue
             classes = segment(image, model, datamodule.val_transforms, device)
             written.append(save_classes(classes, out_dir / f"{path.stem}_mask.png"))
-            written.append(save_color(classes, image, datamodule.palette, out_dir / f"{path.stem}_color.png", cfg.predict.overlay_alpha))
+            color = out_dir / f"{path.stem}_color.png"
+            written.append(save_color(classes, image, datamodule.palette, color, cfg.predict.overlay_alpha))
     log.info("Segmented %d of %d images into %s", len(inputs) - len(failed), len(inputs), out_dir)
     if failed:
         raise UserError(

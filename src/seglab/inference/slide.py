@@ -21,8 +21,12 @@ def slide_inference(
     image. Where windows overlap their logits are averaged (no seams). An image smaller than the crop is padded
     at the bottom and right with zeros (the mean colour after normalisation) and the padding cropped off again.
     """
+    if crop_size is None:
+        raise UserError("slide inference needs a window size: set inference.crop_size (data.crop_size is not set)")
     crop_h, crop_w = (int(v) for v in crop_size)
-    stride_h, stride_w = (int(v) for v in stride) if stride is not None else (max(1, crop_h * 2 // 3), max(1, crop_w * 2 // 3))
+    if stride is None:
+        stride = (max(1, crop_h * 2 // 3), max(1, crop_w * 2 // 3))
+    stride_h, stride_w = (int(v) for v in stride)
     if not (0 < stride_h <= crop_h and 0 < stride_w <= crop_w):
         raise UserError(
             f"slide inference: stride [{stride_h}, {stride_w}] must be positive and at most crop_size "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ def tta_inference(
     images: torch.Tensor,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
-    inner=whole_inference,
+    inner: Callable[[Network, torch.Tensor], torch.Tensor] = whole_inference,
 ) -> torch.Tensor:
     """Logits ``(N, C, H, W)`` averaged over ``scales`` x (identity, horizontal flip if ``flip``).
 

@@ -65,4 +65,4 @@ def write_prediction(
         if image is None:
             raise ValueError("the color format needs the image")
         return save_color(classes, image, palette, out_dir / f"{name}.png")
-    raise UserError(f"export.format={export_format!r} is not a prediction format; use one of {list(EXPORT_FORMATS)}")
+    raise ValueError(f"unknown prediction format {export_format!r}; expected one of {EXPORT_FORMATS}")
