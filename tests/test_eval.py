@@ -60,7 +60,7 @@ def test_slide_mode_with_one_window_per_image_reproduces_whole_inference(trained
     "overrides",
     [
         ["inference=slide", "inference.crop_size=[48,40]", "inference.stride=[16,24]"],
-        ["eval.mode=tta", "inference=tta", "inference.scales=[0.75,1.25]", "inference.flip=true"],
+        ["eval.mode=tta", "inference=tta", "inference.scales=[1.0]", "inference.flip=true"],
     ],
     ids=["slide", "tta"],
 )
