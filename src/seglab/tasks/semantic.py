@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglab.inference import whole_inference
 from seglab.metrics import SegmentationMetrics
 from seglab.models import Segmentor
 
@@ -16,11 +17,11 @@ from seglab.models import Segmentor
 class SemanticSegmentationModule(L.LightningModule):
     """Trains a :class:`~seglab.models.Segmentor` and reports confusion-matrix metrics per split.
 
-    Metrics are logged as ``<stage>/mIoU``, ``<stage>/mAcc``, ``<stage>/aAcc``, ``<stage>/fwIoU`` and
-    ``<stage>/IoU/<class name>`` for stage ``val`` and ``test``; the training loss as ``train/loss`` (with an
-    auxiliary head: main loss + ``aux_weight`` x ``train/aux_loss``; the terms of a
-    :class:`~seglab.losses.CombinedLoss` as ``train/loss/<name>``).
-    Evaluation steps return ``{"masks": {"prediction": labels}}`` for callbacks that show them.
+    Metrics are logged as ``<stage>/mIoU``, ``<stage>/mAcc``, ``<stage>/aAcc``, ``<stage>/fwIoU``,
+    ``<stage>/IoU/<class name>`` and ``<stage>/Acc/<class name>`` for stage ``val`` and ``test``; the training
+    loss as ``train/loss`` (with an auxiliary head: main loss + ``aux_weight`` x ``train/aux_loss``; the terms of
+    a :class:`~seglab.losses.CombinedLoss` as ``train/loss/<name>``). Evaluation steps return
+    ``{"masks": {"prediction": labels}}`` for callbacks that show or write them.
 
     Args:
         backbone: encoder module (see :func:`seglab.models.build_backbone`).
@@ -36,6 +37,8 @@ class SemanticSegmentationModule(L.LightningModule):
         classifier_dropout: dropout before the 1x1 classifier.
         aux_weight: weight of an auxiliary FCN head's loss on the stride-16 stage (training only); ``0`` or
             ``None`` builds no auxiliary head.
+        inference: how validation and test compute logits, called as ``inference(net, images)`` (see
+            :mod:`seglab.inference`; default: one pass over the whole image).
     """
 
     def __init__(
@@ -51,9 +54,10 @@ class SemanticSegmentationModule(L.LightningModule):
         backbone_lr_mult: float = 1.0,
         classifier_dropout: float = 0.1,
         aux_weight: float | None = None,
+        inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler", "inference"])
         self.net = Segmentor(backbone, decoder, num_classes, dropout=classifier_dropout, aux_head=bool(aux_weight))
         self.aux_weight = aux_weight or 0.0
         self.loss = loss
@@ -62,6 +66,7 @@ class SemanticSegmentationModule(L.LightningModule):
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.ignore_index = ignore_index
         self.backbone_lr_mult = backbone_lr_mult
+        self.inference = inference or whole_inference
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
         self.test_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
 
@@ -83,8 +88,9 @@ class SemanticSegmentationModule(L.LightningModule):
         return loss
 
     def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> dict[str, Any]:
+        """Update the metrics; return the predicted classes at the label's resolution (for media and writers)."""
         target = batch["mask"].long()
-        logits = self.net(batch["image"])
+        logits = self.inference(self.net, batch["image"])
         if logits.shape[-2:] != target.shape[-2:]:  # score at the label's resolution
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         self.log(f"{stage}/loss", self.loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
@@ -101,7 +107,8 @@ class SemanticSegmentationModule(L.LightningModule):
     def _log_scores(self, metrics: SegmentationMetrics, stage: str) -> None:
         scores = metrics.compute()  # synced across processes by torchmetrics
         values = {f"{stage}/{name}": scores[name] for name in ("mIoU", "mAcc", "aAcc", "fwIoU")}
-        values.update({f"{stage}/IoU/{name}": iou for name, iou in zip(self.class_names, scores["IoU"])})
+        for score in ("IoU", "Acc"):
+            values.update({f"{stage}/{score}/{name}": v for name, v in zip(self.class_names, scores[score])})
         self.log(f"{stage}/mIoU", values.pop(f"{stage}/mIoU").float(), prog_bar=True)
         self.log_dict({key: value.float() for key, value in values.items()})
         metrics.reset()
