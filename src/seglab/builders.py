@@ -8,12 +8,16 @@ from typing import Any
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from seglab.checkpoint_io import SafeCheckpointIO
 from seglab.errors import UserError, user_error_cause
 from seglab.loggers.wandb import wandb_sync_hint
 
 log = logging.getLogger(__name__)
+
+# Keys of the trainer config that are seglab's options, not arguments of Lightning's Trainer.
+SEGLAB_TRAINER_KEYS = ("skip_nonfinite",)
 
 
 def instantiate_part(node: DictConfig) -> Any:
@@ -33,12 +37,26 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
 
 
 def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
-    if cfg.model.num_classes != datamodule.num_classes:
+    check_num_classes(cfg.model.num_classes, datamodule.num_classes)
+    return instantiate_part(cfg.model)
+
+
+def check_num_classes(model_classes: int, data_classes: int) -> None:
+    if model_classes != data_classes:
         raise UserError(
-            f"model.num_classes={cfg.model.num_classes} but the data has {datamodule.num_classes} classes "
+            f"model.num_classes={model_classes} but the data has {data_classes} classes "
             f"(data.num_classes); drop the model.num_classes override so it follows the data"
         )
-    return instantiate_part(cfg.model)
+
+
+def build_trainer(cfg: DictConfig, **kwargs: Any) -> L.Trainer:
+    """The Lightning Trainer of ``cfg.trainer`` (``kwargs`` on top), which saves and loads checkpoints through
+    :class:`~seglab.checkpoint_io.SafeCheckpointIO` (atomic saves; loads that run no code unless ``cfg.trusted``)."""
+    node = OmegaConf.to_container(cfg.trainer, resolve=True)
+    for key in SEGLAB_TRAINER_KEYS:
+        node.pop(key, None)
+    plugins = instantiate(node.pop("plugins", None) or [])
+    return instantiate(node, plugins=[*plugins, SafeCheckpointIO(trusted=bool(cfg.get("trusted")))], **kwargs)
 
 
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:

@@ -1,7 +1,8 @@
 """Rebuilding a trained model from its checkpoint alone (eval.py, predict.py, ``python -m seglab.export``).
 
 :class:`~seglab.callbacks.ConfigSnapshot` stores the training run's config and overrides in every checkpoint;
-the training config is composed again from those overrides, then the command's own overrides on top.
+the training config is composed again from those overrides, then the command's own overrides on top. Files are
+read through :func:`seglab.checkpoint_io.load_checkpoint`, which runs no code from them unless ``trusted=true``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
-import torch
 from omegaconf import DictConfig
 
 from seglab.builders import build_datamodule, build_model
 from seglab.callbacks.config_snapshot import CHECKPOINT_KEY
+from seglab.checkpoint_io import load_checkpoint
 from seglab.class_weights import use_trained_class_weights
 from seglab.config import compose_config, merge_overrides, override_key, quote_override_value
 from seglab.errors import UserError
+from seglab.preflight import check_checkpoint_classes
 
 # A rebuilt run sees the whole split, whatever debug settings the training run had, and never downloads weights.
 RESTORE_OVERRIDES = [
@@ -28,18 +30,24 @@ RESTORE_OVERRIDES = [
 ]
 
 
-def read_checkpoint(ckpt_path: Path) -> dict[str, Any]:
+# Options of a training run's command line that a rebuilt run does not inherit: trusting a file is the caller's call.
+NOT_INHERITED = ("ckpt_path", "debug", "trusted")
+
+
+def read_checkpoint(ckpt_path: Path, trusted: bool = False) -> dict[str, Any]:
     """The checkpoint's contents (memory-mapped); a clear error for a missing file or a foreign checkpoint."""
-    if not ckpt_path.is_file():
-        raise UserError(f"ckpt_path={ckpt_path} does not exist; give the path of a .ckpt file from a run's checkpoints/")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    checkpoint = load_checkpoint(ckpt_path, trusted=trusted, mmap=True)
     if CHECKPOINT_KEY not in checkpoint:
         raise UserError(f"{ckpt_path} was not written by seglab's train.py: it holds no training config")
     return checkpoint
 
 
 def training_config(
-    ckpt_path: Path, command_overrides: Sequence[str], command_keys: Sequence[str], mode: str | None = None
+    ckpt_path: Path,
+    command_overrides: Sequence[str],
+    command_keys: Sequence[str],
+    mode: str | None = None,
+    trusted: bool = False,
 ) -> DictConfig:
     """Compose the training config again: the checkpoint's overrides, then the command's own.
 
@@ -49,9 +57,12 @@ def training_config(
         command_keys: top-level keys of the command's own config, which are not part of the training config.
         mode: an option of the ``inference`` config group (``whole``, ``slide``, ``tta``) to use instead of the
             training run's (``eval.mode``, ``predict.mode``); it must agree with an ``inference=...`` override.
+        trusted: load the checkpoint whatever it holds (the command's ``trusted`` option).
+
+    The checkpoint's classes must be those of the data the command uses.
     """
-    snapshot = read_checkpoint(ckpt_path)[CHECKPOINT_KEY]
-    base = [o for o in snapshot["overrides"] if override_key(o) not in ("ckpt_path", "debug")]
+    snapshot = read_checkpoint(ckpt_path, trusted)[CHECKPOINT_KEY]
+    base = [o for o in snapshot["overrides"] if override_key(o) not in NOT_INHERITED]
     trained_root = snapshot["config"]["data"].get("root")
     if trained_root is not None:  # the data is where training found it, even if that came from the environment
         base.append(f"data.root={quote_override_value(trained_root)}")
@@ -63,6 +74,7 @@ def training_config(
         user.insert(0, f"inference={mode}")
     cfg = compose_config("train", merge_overrides(base + RESTORE_OVERRIDES, user))
     use_trained_class_weights(cfg, snapshot["config"])  # loss.class_weights=auto: the weights training used
+    check_checkpoint_classes(snapshot["config"]["data"], cfg.data, ckpt_path)
     return cfg
 
 
@@ -70,5 +82,5 @@ def load_trained_model(ckpt_path: Path, train_cfg: DictConfig) -> tuple[L.Lightn
     """The data module (not set up: no data is read) and the model with the checkpoint's weights, in eval mode."""
     datamodule = build_datamodule(train_cfg)
     model = build_model(train_cfg, datamodule)
-    model.load_state_dict(read_checkpoint(ckpt_path)["state_dict"])
+    model.load_state_dict(read_checkpoint(ckpt_path, train_cfg.get("trusted", False))["state_dict"])
     return datamodule, model.eval()

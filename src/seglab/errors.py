@@ -1,7 +1,8 @@
 """User-facing errors: one clear message, no traceback.
 
 Raise :class:`UserError` for anything a user can fix (a path, a config value, a data file). The entry points
-catch it, print the message and exit with status 2. Programming errors keep their traceback.
+catch it, print the message with secrets masked (see :mod:`seglab.redaction`) and exit with status 2. Programming
+errors keep their traceback.
 """
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+import traceback
 from typing import Any, Callable, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+
+from seglab.redaction import environment_secrets, redact_text, secrets_in
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -28,7 +34,8 @@ def user_error_cause(err: BaseException | None) -> UserError | None:
 
 
 def exit_on_user_error(func: Callable[..., T]) -> Callable[..., T]:
-    """Wrap an entry function so that a :class:`UserError` prints one line and exits non-zero."""
+    """Wrap an entry function so that a :class:`UserError` prints one line and exits non-zero; the secrets of the
+    environment and of a config argument (values under secret-looking keys) are masked in it."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -38,8 +45,11 @@ def exit_on_user_error(func: Callable[..., T]) -> Callable[..., T]:
             user_error = user_error_cause(err)
             if user_error is None:
                 raise
-            print(f"error: {user_error}", file=sys.stderr, flush=True)
-            log.debug("user error", exc_info=True)
+            secrets = environment_secrets().union(
+                *(secrets_in(OmegaConf.to_container(a)) for a in args if isinstance(a, DictConfig))
+            )
+            print(f"error: {redact_text(str(user_error), secrets)}", file=sys.stderr, flush=True)
+            log.debug("user error:\n%s", redact_text("".join(traceback.format_exception(err)), secrets))
             raise SystemExit(2) from None
 
     return wrapper

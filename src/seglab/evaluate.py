@@ -7,16 +7,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from seglab.builders import build_datamodule, build_model
+from seglab.builders import build_model, build_trainer
 from seglab.callbacks import PredictionWriter
 from seglab.checkpoint import training_config
 from seglab.config import run_overrides
 from seglab.data.transforms import find_normalize
 from seglab.errors import UserError
 from seglab.inference.writers import EXPORT_FORMATS
+from seglab.out_of_memory import explain_out_of_memory
+from seglab.preflight import preflight
 from seglab.reporting import format_metrics_table, write_json
 
 log = logging.getLogger(__name__)
@@ -38,16 +39,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     export_format = cfg.export.format
     if export_format is not None and export_format not in EXPORT_FORMATS:
         raise UserError(f"export.format={export_format!r} is not a prediction format; use one of {list(EXPORT_FORMATS)}")
-    train_cfg = training_config(ckpt_path, run_overrides(), EVAL_ONLY_KEYS, mode=mode)
+    train_cfg = training_config(ckpt_path, run_overrides(), EVAL_ONLY_KEYS, mode=mode, trusted=cfg.trusted)
     run_dir = Path(cfg.paths.output_dir)
 
-    datamodule = build_datamodule(train_cfg)
+    datamodule = preflight(train_cfg)  # before any data is loaded
     datamodule.setup("validate" if split == "val" else "test")
     model = build_model(train_cfg, datamodule)
     callbacks = [] if export_format is None else [prediction_writer(export_format, Path(cfg.export.dir), datamodule)]
-    trainer = instantiate(train_cfg.trainer, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
+    trainer = build_trainer(train_cfg, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
     run = trainer.validate if split == "val" else trainer.test
-    logged = run(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)[0]
+    with explain_out_of_memory(train_cfg, training=False):
+        logged = run(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)[0]
 
     labelled = not math.isnan(logged[f"{split}/aAcc"])  # aAcc is NaN only when no pixel has a label
     metrics: dict[str, Any] = {}

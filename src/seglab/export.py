@@ -110,7 +110,7 @@ def export_model(cfg: DictConfig) -> Path:
     if cfg.format not in MODEL_FORMATS:
         raise UserError(f"format={cfg.format!r} is not a model export format; use one of {list(MODEL_FORMATS)}")
     ckpt_path = Path(cfg.ckpt_path).expanduser()
-    train_cfg = training_config(ckpt_path, run_overrides(), EXPORT_ONLY_KEYS)
+    train_cfg = training_config(ckpt_path, run_overrides(), EXPORT_ONLY_KEYS, trusted=cfg.trusted)
     datamodule, module = load_trained_model(ckpt_path, train_cfg)
     normalize = find_normalize(datamodule.val_transforms)
     if normalize is None:

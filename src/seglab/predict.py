@@ -76,7 +76,9 @@ def predict(cfg: DictConfig) -> list[Path]:
     """
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     inputs = find_inputs(str(cfg.input))
-    train_cfg = training_config(ckpt_path, run_overrides(), PREDICT_ONLY_KEYS, mode=cfg.predict.mode)
+    train_cfg = training_config(
+        ckpt_path, run_overrides(), PREDICT_ONLY_KEYS, mode=cfg.predict.mode, trusted=cfg.trusted
+    )
     datamodule, model = load_trained_model(ckpt_path, train_cfg)
     device = choose_device(cfg.predict.device)
     model.to(device)

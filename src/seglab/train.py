@@ -6,15 +6,17 @@ import logging
 from pathlib import Path
 
 import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from seglab.builders import build_callbacks, build_datamodule, build_loggers, build_model, close_loggers
-from seglab.callbacks import ConfigSnapshot
-from seglab.class_weights import check_class_weights, resolve_auto_class_weights
+from seglab.builders import build_callbacks, build_loggers, build_model, build_trainer, close_loggers
+from seglab.callbacks import ConfigSnapshot, NonFiniteLossGuard, PreemptionCheckpoint, StepSeeding
+from seglab.class_weights import resolve_auto_class_weights
 from seglab.config import run_overrides
+from seglab.out_of_memory import explain_out_of_memory
+from seglab.preflight import preflight
 from seglab.redaction import redact, redact_files, secrets_in
 from seglab.reporting import format_metrics_table, write_json
+from seglab.resume import resume_checkpoint
 from seglab.run_info import describe_run
 
 log = logging.getLogger(__name__)
@@ -26,17 +28,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
     The run directory (``cfg.paths.output_dir``) receives ``resolved_config.yaml``, ``checkpoints/``, the
     logs and ``metrics.json`` with the final metrics under their logged names (``val/mIoU``, ...). Secrets
     (API keys, tokens, passwords) are masked in every file and logger (see :mod:`seglab.redaction`).
+
+    The config is checked before any data is read (:mod:`seglab.preflight`); ``ckpt_path`` resumes (a file, a run
+    directory or ``last``, see :mod:`seglab.resume`), exactly where the checkpoint was written even mid-epoch.
+    SIGTERM/SIGUSR1 save ``last.ckpt`` and stop; a non-finite loss stops (or skips, ``trainer.skip_nonfinite``).
     """
     run_dir = Path(cfg.paths.output_dir)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
-    check_class_weights(cfg)  # before any data is loaded
-    datamodule = build_datamodule(cfg)
+    datamodule = preflight(cfg)  # before any data is loaded
+    ckpt_path = resume_checkpoint(cfg)
     datamodule.setup("fit")  # fail on a bad data.root before building the model
     class_weights = resolve_auto_class_weights(cfg, datamodule)  # loss.class_weights=auto, before the loss exists
     model = build_model(cfg, datamodule)
-    callbacks = build_callbacks(cfg) + [ConfigSnapshot(cfg, run_overrides())]
+    callbacks = build_callbacks(cfg) + [
+        ConfigSnapshot(cfg, run_overrides()),
+        StepSeeding(),
+        NonFiniteLossGuard(skip=cfg.trainer.get("skip_nonfinite", False)),
+        PreemptionCheckpoint(),
+    ]
     resolved = OmegaConf.to_container(cfg, resolve=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     redact_files(run_dir.glob(".hydra/*.yaml"), secrets_in(resolved))  # Hydra wrote them as typed
@@ -47,13 +58,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         description = {**describe_run(cfg, model), **(class_weights or {})}
         for logger in loggers:
             logger.log_hyperparams(description)
-        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-        log.info("Validating %s", best or "the final weights")
-        metrics = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
-        if cfg.get("test"):
-            metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
+        trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
+        with explain_out_of_memory(cfg, training=True):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+            log.info("Validating %s", best or "the final weights")
+            metrics = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+            if cfg.get("test"):
+                metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
     finally:
         close_loggers(loggers)
 

@@ -2,9 +2,10 @@
 
 The dataset class comes from the data config as a partial (``_partial_: true``); the DataModule calls it once
 per split with ``split=`` and ``transforms=`` (``train+train_extra`` concatenates two splits). Batches come from
-:func:`seglab.data.collate.collate_samples`; loader workers are seeded by Lightning's
-``pl_worker_init_function`` from the main process's torch seed, the worker id and the global rank, so a seeded
-run draws the same augmentations again and no two workers (or ranks) draw the same ones.
+:func:`seglab.data.collate.collate_samples`. The training loader (:mod:`seglab.data.resumable`) shuffles with the
+seed torch had when the DataModule was made (the run's ``seed``) and seeds each sample's augmentation from (seed,
+epoch, index), so a seeded run draws the same batches again, whatever the number of workers, and a run resumed in
+the middle of an epoch goes on with the batches the interrupted run would have drawn.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from seglab.data.collate import collate_samples
+from seglab.data.labels import check_ignore_index
 from seglab.data.palette import default_palette
+from seglab.data.resumable import ResumableDataLoader, ResumableSampler, SeededSamples
 from seglab.errors import UserError
 
 
@@ -78,11 +81,7 @@ class SegmentationDataModule(L.LightningDataModule):
         super().__init__()
         if len(class_names) != num_classes:
             raise UserError(f"data.class_names lists {len(class_names)} names but data.num_classes={num_classes}")
-        if 0 <= ignore_index < num_classes:
-            raise UserError(
-                f"data.ignore_index={ignore_index} collides with class {ignore_index} ({class_names[ignore_index]!r});"
-                " use a value outside 0..num_classes-1 such as 255"
-            )
+        check_ignore_index("data.ignore_index", ignore_index, class_names)
         if return_instances and not thing_ids:
             raise UserError("data.return_instances=true, but this dataset has no instance annotations (data.thing_ids)")
         self.dataset = dataset
@@ -107,6 +106,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.return_instances = return_instances
         self.strict_labels = strict_labels
         self.datasets: dict[str, Dataset] = {}
+        self.shuffle_seed = torch.initial_seed()  # the run's seed once seed_everything ran; random otherwise
 
     def _build(self, stage: str) -> Dataset:
         if stage not in self.datasets:
@@ -123,9 +123,11 @@ class SegmentationDataModule(L.LightningDataModule):
         for name in wanted.get(stage, ["train", "val"]) if stage else ["train", "val"]:
             self._build(name)
 
-    def _loader(self, stage: str, **kwargs: Any) -> DataLoader:
-        return DataLoader(
-            self._build(stage),
+    def _loader(
+        self, stage: str, dataset: Dataset | None = None, loader: type[DataLoader] = DataLoader, **kwargs: Any
+    ) -> DataLoader:
+        return loader(
+            self._build(stage) if dataset is None else dataset,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
@@ -135,7 +137,21 @@ class SegmentationDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", batch_size=self.batch_size, shuffle=True, drop_last=True)
+        dataset = self._build("train")
+        trainer = self.trainer
+        shard = {"num_replicas": trainer.world_size, "rank": trainer.global_rank} if trainer is not None else {}
+        sampler = ResumableSampler(dataset, self.shuffle_seed, **shard)
+        return self._loader(
+            "train", SeededSamples(dataset), ResumableDataLoader, progress=self._fit_progress, sampler=sampler,
+            batch_size=self.batch_size, drop_last=True,
+        )
+
+    def _fit_progress(self) -> tuple[int, int]:
+        """The training loop's epoch and the batches it has processed in that epoch."""
+        if self.trainer is None:
+            return 0, 0
+        loop = self.trainer.fit_loop
+        return loop.epoch_progress.current.processed, loop.epoch_loop.batch_progress.current.processed
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", batch_size=self.val_batch_size, shuffle=False)

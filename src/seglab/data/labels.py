@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from seglab.errors import UserError
 
 IGNORE_INDEX = 255
+
+
+def check_ignore_index(key: str, ignore_index: int, class_names: Sequence[str]) -> None:
+    """Refuse an ignore index that is also a class id (that class would count in neither loss nor metrics)."""
+    if 0 <= ignore_index < len(class_names):
+        raise UserError(
+            f"{key}={ignore_index} collides with class {ignore_index} ({class_names[ignore_index]!r}); use a value "
+            f"outside 0..{len(class_names) - 1} such as 255"
+        )
 
 
 class LabelMapper:

@@ -39,11 +39,7 @@ def build_backbone(
         multi_grid: DeepLab v3's multi-grid, e.g. ``(1, 2, 4)``: the ``i``-th block of the last stage gets the
             rate ``32 / output_stride x multi_grid[i]`` (one entry per block). ``None`` leaves the rates.
     """
-    if name not in smp.encoders.get_encoder_names() and not name.startswith("tu-"):
-        raise UserError(
-            f"model.backbone.name={name!r} is not an encoder segmentation-models-pytorch knows; "
-            "pick one of the model/backbone options or a name from smp.encoders.get_encoder_names()"
-        )
+    _check_name(name)
     if output_stride not in OUTPUT_STRIDES:
         _refuse_output_stride(name, output_stride, in_channels)
     local_file = _local_weights_file(weights)
@@ -75,20 +71,37 @@ def build_backbone(
     return encoder
 
 
+def check_backbone(name: str, output_stride: int = 16, in_channels: int = 3) -> None:
+    """Refuse an unknown encoder or an output stride it cannot reach, without building it (see
+    :func:`reaches_output_stride`); what :func:`build_backbone` would refuse, before any data is loaded."""
+    _check_name(name)
+    if output_stride not in OUTPUT_STRIDES or not reaches_output_stride(name, output_stride, in_channels):
+        _refuse_output_stride(name, output_stride, in_channels)
+
+
+def _check_name(name: str) -> None:
+    if name not in smp.encoders.get_encoder_names() and not name.startswith("tu-"):
+        raise UserError(
+            f"model.backbone.name={name!r} is not an encoder segmentation-models-pytorch knows; "
+            "pick one of the model/backbone options or a name from smp.encoders.get_encoder_names()"
+        )
+
+
+def reaches_output_stride(name: str, output_stride: int, in_channels: int = 3) -> bool:
+    """Whether the encoder ``name`` really reaches ``output_stride``, found by building it on the meta device (no
+    memory, no weights) and measuring its deepest features."""
+    try:
+        with torch.device("meta"):
+            encoder = smp.encoders.get_encoder(name, in_channels=in_channels, depth=5, output_stride=output_stride)
+            deepest = encoder(torch.empty(1, in_channels, 64, 64))[-1]
+    except (ValueError, TypeError, AssertionError, NotImplementedError):
+        return False
+    return deepest.shape[-1] == 64 // output_stride
+
+
 def supported_output_strides(name: str, in_channels: int = 3) -> list[int]:
-    """The output strides (of 8, 16, 32) the encoder ``name`` really reaches, found by building it on the meta
-    device (no memory, no weights) and measuring its deepest features."""
-    supported = []
-    for stride in OUTPUT_STRIDES:
-        try:
-            with torch.device("meta"):
-                encoder = smp.encoders.get_encoder(name, in_channels=in_channels, depth=5, output_stride=stride)
-                deepest = encoder(torch.empty(1, in_channels, 64, 64))[-1]
-        except (ValueError, TypeError, AssertionError, NotImplementedError):
-            continue
-        if deepest.shape[-1] == 64 // stride:
-            supported.append(stride)
-    return supported
+    """The output strides (of 8, 16, 32) the encoder ``name`` really reaches."""
+    return [stride for stride in OUTPUT_STRIDES if reaches_output_stride(name, stride, in_channels)]
 
 
 def _refuse_output_stride(name: str, output_stride: int, in_channels: int) -> None:

@@ -46,6 +46,7 @@ class CityscapesDataset(ImageLabelDataset):
     """
 
     class_names = CLASS_NAMES
+    image_size = (1024, 2048)  # every Cityscapes image: height, width
 
     def __init__(
         self,

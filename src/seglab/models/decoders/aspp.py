@@ -22,11 +22,16 @@ def default_aspp_rates(output_stride: int) -> tuple[int, ...]:
     return tuple(rate * 16 // output_stride for rate in (6, 12, 18))
 
 
-def check_rates(rates: Sequence[int]) -> tuple[int, ...]:
-    rates = tuple(int(rate) for rate in rates)
-    if not rates or any(rate <= 0 for rate in rates):
-        raise UserError(f"atrous rates must be a non-empty list of positive integers, got {list(rates)}")
-    return rates
+def check_rates(rates: Sequence[int], name: str = "rates") -> tuple[int, ...]:
+    """``rates`` as a tuple of ints; a :class:`UserError` naming ``name`` unless it is a non-empty list of
+    positive integers."""
+    try:
+        checked = tuple(int(rate) for rate in rates)
+    except (TypeError, ValueError):
+        checked = ()
+    if not checked or any(rate <= 0 or rate != given for rate, given in zip(checked, rates)):
+        raise UserError(f"{name}={rates}: atrous rates must be a non-empty list of positive integers")
+    return checked
 
 
 class ImagePooling(nn.Module):
