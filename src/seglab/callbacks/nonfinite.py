@@ -52,6 +52,9 @@ class NonFiniteLossGuard(L.Callback):
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         vars(pl_module).pop("training_step", None)
 
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.teardown(trainer, pl_module, "fit")  # Lightning skips teardown when training stops with an exception
+
     def check(self, trainer: L.Trainer, pl_module: L.LightningModule, output: Any) -> Any:
         """``output`` when its loss is finite; ``None`` (skip) or a :class:`UserError` otherwise."""
         loss = output.get("loss") if isinstance(output, Mapping) else output

@@ -74,6 +74,9 @@ class PreemptionCheckpoint(L.Callback):
             signal.signal(signum, handler)
         self._previous.clear()
 
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.teardown(trainer, pl_module, "fit")  # Lightning skips teardown when training stops with an exception
+
 
 def checkpoint_dir(trainer: L.Trainer) -> Path:
     """Where the run's ModelCheckpoint writes (``<run dir>/checkpoints`` without one)."""

@@ -107,6 +107,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.strict_labels = strict_labels
         self.datasets: dict[str, Dataset] = {}
         self.shuffle_seed = torch.initial_seed()  # the run's seed once seed_everything ran; random otherwise
+        self._train_loader: ResumableDataLoader | None = None
+        self._train_position: dict[str, int] = {}  # where a resumed run's training loader starts
 
     def _build(self, stage: str) -> Dataset:
         if stage not in self.datasets:
@@ -141,10 +143,24 @@ class SegmentationDataModule(L.LightningDataModule):
         trainer = self.trainer
         shard = {"num_replicas": trainer.world_size, "rank": trainer.global_rank} if trainer is not None else {}
         sampler = ResumableSampler(dataset, self.shuffle_seed, **shard)
-        return self._loader(
+        self._train_loader = self._loader(
             "train", SeededSamples(dataset), ResumableDataLoader, progress=self._fit_progress, sampler=sampler,
             batch_size=self.batch_size, drop_last=True,
         )
+        self._train_loader.load_state_dict(self._train_position)
+        self._train_position = {}
+        return self._train_loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training loader's position, saved in checkpoints.
+
+        Lightning restores a DataModule before the model's ``configure_optimizers``, which builds the training
+        loader early (``trainer.estimated_stepping_batches``); the loader's own state would come too late then.
+        """
+        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._train_position = state_dict.get("train_loader", {})
 
     def _fit_progress(self) -> tuple[int, int]:
         """The training loop's epoch and the batches it has processed in that epoch."""

@@ -11,7 +11,8 @@ the middle of an epoch, gives it back through ``load_state_dict()`` before itera
   sample's random augmentation from it, so augmentations do not depend on which process or worker loads the
   sample, nor on what drew from the global generators before;
 - :class:`ResumableDataLoader` reports the loop's position (the batches the training loop has processed, not the
-  batches fetched, which run ahead when Lightning saves in the middle of a step) and restores it.
+  batches fetched, which run ahead when Lightning saves in the middle of a step) and restores it (through the
+  DataModule's state, see :meth:`seglab.data.SegmentationDataModule.state_dict`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ class ResumableSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         indices = list(super().__iter__())[self.start :]
-        self.start = 0  # only the resumed epoch starts late
         return iter([(index, derive_seed(self.seed, self.epoch, index)) for index in indices])
 
 
@@ -75,6 +75,7 @@ class ResumableDataLoader(DataLoader):
     def __init__(self, *args: Any, progress: Callable[[], tuple[int, int]] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.progress = progress
+        self.resume_at: dict[str, int] = {}
 
     @property
     def resumable(self) -> bool:
@@ -88,15 +89,20 @@ class ResumableDataLoader(DataLoader):
         return {"seed": self.sampler.seed, "epoch": epoch, "batches": batches}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        if not state or not self.resumable:
-            return
-        self.sampler.seed = state["seed"]  # an unseeded run keeps the order it started with
-        self.sampler.set_epoch(state["epoch"])
-        self.sampler.start = state["batches"] * self.batch_size
+        """Start the next iteration where ``state`` was saved (the loop's counters may not be restored yet)."""
+        if state and self.resumable:
+            self.sampler.seed = state["seed"]  # an unseeded run keeps the order it started with
+            self.resume_at = state
 
     def __iter__(self) -> Iterator[Any]:
         if self.resumable:
-            # Worker processes take their first indices when the iterator is made, which Lightning does before it
-            # sets the sampler's epoch on the first epoch of a resumed run: take the epoch from the loop.
-            self.sampler.set_epoch(self.progress()[0])
+            # Worker processes take their first indices when the iterator is made, which Lightning may do before
+            # it restores its loop or sets the sampler's epoch: take the position from the checkpoint or the loop.
+            if self.resume_at:
+                epoch, start = self.resume_at["epoch"], self.resume_at["batches"] * self.batch_size
+                self.resume_at = {}
+            else:
+                epoch, start = self.progress()[0], 0
+            self.sampler.set_epoch(epoch)
+            self.sampler.start = start
         return super().__iter__()
