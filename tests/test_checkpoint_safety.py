@@ -1,0 +1,72 @@
+"""Checkpoints are read without running code from them (unless trusted=true) and never left half-written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seglab.checkpoint_io import load_checkpoint, save_checkpoint_atomically
+from seglab.errors import UserError
+from seglab.evaluate import evaluate
+from seglab.train import train
+from tests.conftest import make_cfg
+
+
+class RunsCode:
+    """Unpickling this runs Python code: it creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+@pytest.fixture
+def malicious_checkpoint(tmp_path) -> tuple[Path, Path]:
+    """A checkpoint that looks like any other but runs code when unpickled; and the file that code creates."""
+    marker, path = tmp_path / "code-ran", tmp_path / "shared.ckpt"
+    torch.save({"state_dict": {"net.weight": torch.zeros(2)}, "epoch": 3, "payload": RunsCode(marker)}, path)
+    return path, marker
+
+
+def test_malicious_checkpoint_is_refused_without_running_it(malicious_checkpoint):
+    path, marker = malicious_checkpoint
+    with pytest.raises(UserError) as refused:
+        load_checkpoint(path)
+    assert str(refused.value) == (
+        f"refusing to load {path}: it holds objects of builtins.exec, not only tensors and plain values, and loading "
+        "such objects can run code from the file. If you trust where the file comes from, load it anyway with "
+        "trusted=true"
+    )
+    assert not marker.exists()
+
+
+def test_trusted_loads_it_anyway(malicious_checkpoint):
+    path, marker = malicious_checkpoint
+    assert load_checkpoint(path, trusted=True)["epoch"] == 3
+    assert marker.exists()  # the refusal above was no false alarm: loading it does run its code
+
+
+@pytest.mark.parametrize(("entry", "config_name"), [(train, "train"), (evaluate, "eval")], ids=["resume", "eval"])
+def test_entry_points_refuse_it(entry, config_name, malicious_checkpoint, tmp_path):
+    path, marker = malicious_checkpoint
+    with pytest.raises(UserError, match="refusing to load .*trusted=true"):
+        entry(make_cfg(tmp_path / "run", f"ckpt_path={path}", config_name=config_name))
+    assert not marker.exists()
+
+
+class FailsHalfway:
+    def __reduce__(self):
+        raise OSError("No space left on device")
+
+
+def test_failed_save_leaves_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "last.ckpt"
+    save_checkpoint_atomically({"global_step": 4}, path)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint_atomically({"global_step": 6, "big": torch.zeros(1000), "bad": FailsHalfway()}, path)
+    assert load_checkpoint(path) == {"global_step": 4}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
