@@ -68,6 +68,6 @@ def test_scores_count_every_pixel_of_the_label_not_of_the_prediction(tmp_path):
     target = torch.zeros(2, 64, 64, dtype=torch.long)
     target[:, :3] = 255
     with torch.no_grad():
-        preds = module.validation_step({"image": torch.randn(2, 3, 32, 32), "mask": target}, 0)
+        preds = module.validation_step({"image": torch.randn(2, 3, 32, 32), "mask": target}, 0)["masks"]["prediction"]
     assert preds.shape == (2, 64, 64)
     assert module.val_metrics.confmat.sum().item() == 2 * 61 * 64
