@@ -14,6 +14,7 @@ from seglab.builders import build_datamodule, build_model
 from seglab.callbacks.config_snapshot import CHECKPOINT_KEY
 from seglab.class_weights import use_trained_class_weights
 from seglab.config import compose_config, merge_overrides, override_key, quote_override_value, run_overrides
+from seglab.distributed import prepare_process, release_ddp_children
 from seglab.errors import UserError
 from seglab.reporting import format_metrics_table, write_json
 
@@ -61,6 +62,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"eval.split={split!r} is not a split eval.py scores; use val or test")
     train_cfg = training_config(ckpt_path, run_overrides())
     run_dir = Path(cfg.paths.output_dir)
+    prepare_process(train_cfg.trainer)
 
     datamodule = build_datamodule(train_cfg)
     datamodule.setup("validate" if split == "val" else "test")
@@ -68,11 +70,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer = instantiate(train_cfg.trainer, logger=False, callbacks=[], default_root_dir=str(run_dir))
     run = trainer.validate if split == "val" else trainer.test
     logged = run(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)[0]
+    release_ddp_children(trainer)
 
     metrics = {name: logged[f"{split}/{name}"] for name in ("mIoU", "mAcc", "aAcc", "fwIoU")}
     metrics["IoU"] = {name: logged[f"{split}/IoU/{name}"] for name in datamodule.class_names}
     metrics.update(split=split, mode="whole", checkpoint=str(ckpt_path.resolve()))
-    write_json(metrics, run_dir / "metrics.json")
+    if trainer.is_global_zero:  # under DDP every rank runs evaluate(); rank 0 writes the file
+        write_json(metrics, run_dir / "metrics.json")
     table = {k: v for k, v in logged.items() if k != f"{split}/loss"}
     log.info("Evaluation of %s on %s (%s)\n%s", ckpt_path, split, run_dir / "metrics.json", format_metrics_table(table, "metric"))
     return metrics

@@ -13,7 +13,9 @@ from seglab.builders import build_callbacks, build_datamodule, build_loggers, bu
 from seglab.callbacks import ConfigSnapshot
 from seglab.class_weights import check_class_weights, resolve_auto_class_weights
 from seglab.config import run_overrides
+from seglab.distributed import prepare_process, release_ddp_children
 from seglab.reporting import format_metrics_table, write_json
+from seglab.requeue import requeued_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     logs and ``metrics.json`` with the final metrics under their logged names (``val/mIoU``, ...).
     """
     run_dir = Path(cfg.paths.output_dir)
+    prepare_process(cfg.trainer)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -39,11 +42,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for logger in loggers:
             logger.log_hyperparams(class_weights)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if trainer.is_global_zero:  # under DDP every rank runs train(); rank 0 writes the files
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=requeued_checkpoint(trainer) or cfg.get("ckpt_path"))
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
         log.info("Validating %s", best or "the final weights")
         metrics = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
@@ -51,7 +55,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
     finally:
         close_loggers(loggers)
+    release_ddp_children(trainer)
 
-    write_json(metrics, run_dir / "metrics.json")
+    if trainer.is_global_zero:
+        write_json(metrics, run_dir / "metrics.json")
     log.info("Final metrics (%s)\n%s", run_dir / "metrics.json", format_metrics_table(metrics, "metric"))
     return metrics

@@ -18,6 +18,7 @@ from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from seglab.data.collate import collate_samples
+from seglab.distributed import evaluation_sampler
 from seglab.errors import UserError
 
 
@@ -132,7 +133,13 @@ class SegmentationDataModule(L.LightningDataModule):
         return self._loader("train", batch_size=self.batch_size, shuffle=True, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", batch_size=self.val_batch_size, shuffle=False)
+        return self._evaluation_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", batch_size=self.val_batch_size, shuffle=False)
+        return self._evaluation_loader("test")
+
+    def _evaluation_loader(self, stage: str) -> DataLoader:
+        """Under DDP each process scores its own shard and every sample is scored once (Lightning keeps a
+        DistributedSampler it finds instead of padding the shards with repeated samples)."""
+        sampler = evaluation_sampler(self._build(stage), self.trainer)
+        return self._loader(stage, batch_size=self.val_batch_size, shuffle=False, sampler=sampler)

@@ -32,6 +32,13 @@ class SemanticSegmentationModule(L.LightningModule):
         ignore_index: label value excluded from loss and metrics.
         backbone_lr_mult: the backbone's learning rate is the optimizer's ``lr`` times this.
         classifier_dropout: dropout before the 1x1 classifier.
+        channels_last: keep the network's weights and input images in the channels-last memory format (faster
+            convolutions on tensor-core GPUs, above all under mixed precision).
+        compile: compile the network with ``torch.compile``: ``True``, or a dict of its options
+            (``{mode: max-autotune}``); the checkpoint's parameter names stay the same.
+
+    Under mixed precision the network runs in 16 bits, but its logits are upsampled in float32 (see
+    :class:`~seglab.models.Segmentor`) and the loss is computed in float32 with autocast off.
     """
 
     def __init__(
@@ -46,6 +53,8 @@ class SemanticSegmentationModule(L.LightningModule):
         ignore_index: int = 255,
         backbone_lr_mult: float = 1.0,
         classifier_dropout: float = 0.1,
+        channels_last: bool = False,
+        compile: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler"])
@@ -56,15 +65,30 @@ class SemanticSegmentationModule(L.LightningModule):
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.ignore_index = ignore_index
         self.backbone_lr_mult = backbone_lr_mult
+        self.channels_last = channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if compile:
+            self.net.compile(**(compile if isinstance(compile, dict) else {}))
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
         self.test_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
+    def images(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The batch's images in the network's memory format."""
+        images = batch["image"]
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def compute_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss in float32, with autocast off: mixed precision speeds up the network, not the loss."""
+        with torch.autocast(logits.device.type, enabled=False):
+            return self.loss(logits.float(), target)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        logits = self.net(batch["image"])
-        loss = self.loss(logits, batch["mask"].long())
+        logits = self.net(self.images(batch))
+        loss = self.compute_loss(logits, batch["mask"].long())
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=logits.shape[0])
         terms = getattr(self.loss, "last_terms", {})  # a CombinedLoss's unweighted terms
         self.log_dict({f"train/loss/{name}": v for name, v in terms.items()}, on_epoch=True, batch_size=logits.shape[0])
@@ -73,10 +97,10 @@ class SemanticSegmentationModule(L.LightningModule):
 
     def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> None:
         target = batch["mask"].long()
-        logits = self.net(batch["image"])
+        logits = self.net(self.images(batch))
         if logits.shape[-2:] != target.shape[-2:]:  # score at the label's resolution
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-        self.log(f"{stage}/loss", self.loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
+        self.log(f"{stage}/loss", self.compute_loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
         metrics.update(logits.argmax(dim=1), target)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
