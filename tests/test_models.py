@@ -34,6 +34,37 @@ def test_unsupported_output_stride_is_refused_with_the_supported_ones():
         build_backbone("resnet18", None, output_stride=4)
 
 
+def test_backbone_that_cannot_dilate_is_refused_with_the_strides_it_supports():
+    with pytest.raises(UserError, match=r"'xception' cannot reach model.backbone.output_stride=16.*\[32\]"):
+        build_backbone("xception", None, output_stride=16)  # smp's Xception downsamples by pooling
+
+
+def spatial_rates(stage) -> list[int]:
+    return [m.dilation[0] for m in stage.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1]
+
+
+@pytest.mark.parametrize(("output_stride", "layer3", "layer4"), [(8, [1, 2, 2, 2, 2, 2], [2, 4, 4]), (16, [1] * 6, [1, 2, 2])])
+def test_dilated_stage_keeps_the_previous_rate_in_its_first_block(output_stride, layer3, layer4):
+    backbone = build_backbone("resnet50", None, output_stride)
+    assert (spatial_rates(backbone.layer3), spatial_rates(backbone.layer4)) == (layer3, layer4)
+
+
+@pytest.mark.parametrize(("output_stride", "rates"), [(16, [2, 4, 8]), (8, [4, 8, 16]), (32, [1, 2, 4])])
+def test_multi_grid_multiplies_the_last_stage_rate_per_block(output_stride, rates):
+    plain = build_backbone("resnet50", None, output_stride)
+    grid = build_backbone("resnet50", None, output_stride, multi_grid=[1, 2, 4])
+    assert spatial_rates(grid.layer4) == rates
+    assert sum(p.numel() for p in grid.parameters()) == sum(p.numel() for p in plain.parameters())
+    assert grid(torch.randn(1, 3, 64, 64))[-1].shape[-1] == 64 // output_stride
+
+
+def test_multi_grid_needs_one_rate_per_block():
+    with pytest.raises(UserError, match="has 2 blocks"):
+        build_backbone("resnet18", None, 16, multi_grid=[1, 2, 4])
+    with pytest.raises(UserError, match="multi_grid=null"):
+        build_backbone("tu-efficientnet_b0", None, 16, multi_grid=[1, 2, 4])
+
+
 def test_unknown_backbone_name_is_refused():
     with pytest.raises(UserError, match="resnet7"):
         build_backbone("resnet7", None)

@@ -10,9 +10,10 @@ import torch
 from seglab.train import train
 from tests.conftest import TINY, make_cfg
 from tests.probes import ResumeProbe, momentum_buffers
+from tests.test_presets import PRESETS
 
 
-@pytest.mark.parametrize("preset", ["deeplabv3plus", "deeplabv3"])
+@pytest.mark.parametrize("preset", PRESETS)
 def test_fast_dev_run_of_each_preset(preset, tmp_path):
     metrics = train(make_cfg(tmp_path, f"model={preset}", "debug=fdr", "data.dataset.image_size=[32,32]"))
     assert 0.0 <= metrics["val/mIoU"] <= 1.0

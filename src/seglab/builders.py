@@ -6,17 +6,30 @@ import logging
 from typing import Any
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from seglab.errors import UserError
+from seglab.errors import UserError, user_error_cause
 from seglab.loggers.wandb import wandb_sync_hint
 
 log = logging.getLogger(__name__)
 
 
+def instantiate_part(node: DictConfig) -> Any:
+    """``hydra.utils.instantiate`` that lets a :class:`UserError` raised while building a part through, instead
+    of Hydra's wrapping exception, so the entry points print its one-line message."""
+    try:
+        return instantiate(node, _convert_="partial")
+    except InstantiationException as err:
+        cause = user_error_cause(err)
+        if cause is None:
+            raise
+        raise cause from None
+
+
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    return instantiate(cfg.data, _convert_="partial")
+    return instantiate_part(cfg.data)
 
 
 def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
@@ -25,15 +38,15 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
             f"model.num_classes={cfg.model.num_classes} but the data has {datamodule.num_classes} classes "
             f"(data.num_classes); drop the model.num_classes override so it follows the data"
         )
-    return instantiate(cfg.model, _convert_="partial")
+    return instantiate_part(cfg.model)
 
 
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    return [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node is not None]
+    return [instantiate_part(node) for node in (cfg.get("callbacks") or {}).values() if node is not None]
 
 
 def build_loggers(cfg: DictConfig) -> list[Any]:
-    return [instantiate(node) for node in (cfg.get("logger") or {}).values() if node is not None]
+    return [instantiate_part(node) for node in (cfg.get("logger") or {}).values() if node is not None]
 
 
 def close_loggers(loggers: list[Any]) -> None:

@@ -35,8 +35,13 @@ def prepare_process(trainer_cfg: DictConfig) -> None:
     check_shared_run_dir()
     check_sync_batchnorm(trainer_cfg)
     ddp_children_run_this_job()
-    if rank_zero_only.rank > 0:
+    if not is_rank_zero():
         logging.getLogger("seglab").setLevel(logging.WARNING)
+
+
+def is_rank_zero() -> bool:
+    """Whether this is the process that writes the run's files (before a Trainer exists to ask)."""
+    return rank_zero_only.rank == 0
 
 
 def evaluation_sampler(dataset: Dataset, trainer: L.Trainer | None) -> UnrepeatedDistributedSampler | None:

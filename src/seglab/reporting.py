@@ -25,15 +25,20 @@ def _nan_to_none(value):
 
 
 def format_metrics_table(metrics: Mapping[str, float], title: str) -> str:
-    """A plain-text table: summary metrics first, then per-class entries (``<stage>/IoU/<class>``)."""
+    """A plain-text table: summary metrics first, then one row per class with its IoU and accuracy
+    (from ``<stage>/IoU/<class>`` and ``<stage>/Acc/<class>`` entries)."""
     summary = {key: value for key, value in metrics.items() if key.count("/") == 1}
-    per_class = {key.split("/", 2)[2]: value for key, value in metrics.items() if "/IoU/" in key}
-    width = max([len(key) for key in [*summary, *per_class]] + [len(title)])
+    per_class: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        parts = key.split("/", 2)
+        if len(parts) == 3 and parts[1] in ("IoU", "Acc"):
+            per_class.setdefault(parts[2], {})[parts[1]] = value
+    width = max([len(key) for key in [*summary, *per_class]] + [len(title), len("class")])
     lines = [title, "-" * (width + 10)]
     lines += [f"{key:<{width}}  {_fmt(value)}" for key, value in summary.items()]
     if per_class:
-        lines += ["", f"{'class (IoU)':<{width}}", "-" * (width + 10)]
-        lines += [f"{name:<{width}}  {_fmt(value)}" for name, value in per_class.items()]
+        lines += ["", f"{'class':<{width}}  {'IoU':>8}  {'Acc':>8}", "-" * (width + 20)]
+        lines += [f"{name:<{width}}  {_fmt(s.get('IoU'))}  {_fmt(s.get('Acc'))}" for name, s in per_class.items()]
     return "\n".join(lines)
 
 

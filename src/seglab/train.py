@@ -13,9 +13,11 @@ from seglab.builders import build_callbacks, build_datamodule, build_loggers, bu
 from seglab.callbacks import ConfigSnapshot
 from seglab.class_weights import check_class_weights, resolve_auto_class_weights
 from seglab.config import run_overrides
-from seglab.distributed import prepare_process, release_ddp_children
+from seglab.distributed import is_rank_zero, prepare_process, release_ddp_children
+from seglab.redaction import redact, redact_files, secrets_in
 from seglab.reporting import format_metrics_table, write_json
 from seglab.requeue import requeued_checkpoint
+from seglab.run_info import describe_run
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Train, then validate the best checkpoint (and test it when ``cfg.test``); return the final metrics.
 
     The run directory (``cfg.paths.output_dir``) receives ``resolved_config.yaml``, ``checkpoints/``, the
-    logs and ``metrics.json`` with the final metrics under their logged names (``val/mIoU``, ...).
+    logs and ``metrics.json`` with the final metrics under their logged names (``val/mIoU``, ...). Secrets
+    (API keys, tokens, passwords) are masked in every file and logger (see :mod:`seglab.redaction`).
     """
     run_dir = Path(cfg.paths.output_dir)
     prepare_process(cfg.trainer)
@@ -37,16 +40,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     class_weights = resolve_auto_class_weights(cfg, datamodule)  # loss.class_weights=auto, before the loss exists
     model = build_model(cfg, datamodule)
     callbacks = build_callbacks(cfg) + [ConfigSnapshot(cfg, run_overrides())]
-    loggers = build_loggers(cfg)
-    if class_weights:
-        for logger in loggers:
-            logger.log_hyperparams(class_weights)
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    if trainer.is_global_zero:  # under DDP every rank runs train(); rank 0 writes the files
+    if is_rank_zero():  # under DDP every rank runs train(); rank 0 writes the files
+        resolved = OmegaConf.to_container(cfg, resolve=True)
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        redact_files(run_dir.glob(".hydra/*.yaml"), secrets_in(resolved))  # Hydra wrote them as typed
+        (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(redact(resolved)))
 
+    loggers = build_loggers(cfg)
     try:
+        description = {**describe_run(cfg, model), **(class_weights or {})}
+        for logger in loggers:
+            logger.log_hyperparams(description)
+        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         trainer.fit(model, datamodule=datamodule, ckpt_path=requeued_checkpoint(trainer) or cfg.get("ckpt_path"))
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
         log.info("Validating %s", best or "the final weights")
@@ -57,7 +62,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         close_loggers(loggers)
     release_ddp_children(trainer)
 
-    if trainer.is_global_zero:
+    if trainer.is_global_zero:  # rank 0 writes the file
         write_json(metrics, run_dir / "metrics.json")
     log.info("Final metrics (%s)\n%s", run_dir / "metrics.json", format_metrics_table(metrics, "metric"))
     return metrics

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglab.inference import whole_inference
 from seglab.metrics import SegmentationMetrics
 from seglab.models import Segmentor
 
@@ -16,9 +17,11 @@ from seglab.models import Segmentor
 class SemanticSegmentationModule(L.LightningModule):
     """Trains a :class:`~seglab.models.Segmentor` and reports confusion-matrix metrics per split.
 
-    Metrics are logged as ``<stage>/mIoU``, ``<stage>/mAcc``, ``<stage>/aAcc``, ``<stage>/fwIoU`` and
-    ``<stage>/IoU/<class name>`` for stage ``val`` and ``test``; the training loss as ``train/loss`` (and the terms
-    of a :class:`~seglab.losses.CombinedLoss` as ``train/loss/<name>``).
+    Metrics are logged as ``<stage>/mIoU``, ``<stage>/mAcc``, ``<stage>/aAcc``, ``<stage>/fwIoU``,
+    ``<stage>/IoU/<class name>`` and ``<stage>/Acc/<class name>`` for stage ``val`` and ``test``; the training
+    loss as ``train/loss`` (with an auxiliary head: main loss + ``aux_weight`` x ``train/aux_loss``; the terms of
+    a :class:`~seglab.losses.CombinedLoss` as ``train/loss/<name>``). Evaluation steps return
+    ``{"masks": {"prediction": labels}}`` for callbacks that show or write them.
 
     Args:
         backbone: encoder module (see :func:`seglab.models.build_backbone`).
@@ -34,8 +37,12 @@ class SemanticSegmentationModule(L.LightningModule):
         classifier_dropout: dropout before the 1x1 classifier.
         channels_last: keep the network's weights and input images in the channels-last memory format (faster
             convolutions on tensor-core GPUs, above all under mixed precision).
-        compile: compile the network with ``torch.compile``: ``True``, or a dict of its options
+        compile: compile the backbone and decoder with ``torch.compile``: ``True``, or a dict of its options
             (``{mode: max-autotune}``); the checkpoint's parameter names stay the same.
+        aux_weight: weight of an auxiliary FCN head's loss on the stride-16 stage (training only); ``0`` or
+            ``None`` builds no auxiliary head.
+        inference: how validation and test compute logits, called as ``inference(net, images)`` (see
+            :mod:`seglab.inference`; default: one pass over the whole image).
 
     Under mixed precision the network runs in 16 bits, but its logits are upsampled in float32 (see
     :class:`~seglab.models.Segmentor`) and the loss is computed in float32 with autocast off.
@@ -53,12 +60,15 @@ class SemanticSegmentationModule(L.LightningModule):
         ignore_index: int = 255,
         backbone_lr_mult: float = 1.0,
         classifier_dropout: float = 0.1,
+        aux_weight: float | None = None,
+        inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
         channels_last: bool = False,
         compile: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler"])
-        self.net = Segmentor(backbone, decoder, num_classes, dropout=classifier_dropout)
+        self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler", "inference"])
+        self.net = Segmentor(backbone, decoder, num_classes, dropout=classifier_dropout, aux_head=bool(aux_weight))
+        self.aux_weight = aux_weight or 0.0
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -68,8 +78,10 @@ class SemanticSegmentationModule(L.LightningModule):
         self.channels_last = channels_last
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
-        if compile:
-            self.net.compile(**(compile if isinstance(compile, dict) else {}))
+        if compile:  # the parts, not the Segmentor: training calls its forward_with_aux, not forward
+            for part in (self.net.backbone, self.net.decoder):
+                part.compile(**(compile if isinstance(compile, dict) else {}))
+        self.inference = inference or whole_inference
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
         self.test_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
 
@@ -87,32 +99,41 @@ class SemanticSegmentationModule(L.LightningModule):
             return self.loss(logits.float(), target)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        logits = self.net(self.images(batch))
-        loss = self.compute_loss(logits, batch["mask"].long())
+        target = batch["mask"].long()
+        logits, aux_logits = self.net.forward_with_aux(self.images(batch))
+        loss = self.compute_loss(logits, target)
+        terms = dict(getattr(self.loss, "last_terms", {}))  # a CombinedLoss's terms, before the aux call replaces them
+        if aux_logits is not None:
+            aux_loss = self.compute_loss(aux_logits, target)
+            self.log("train/aux_loss", aux_loss, on_step=True, on_epoch=True, batch_size=logits.shape[0])
+            loss = loss + self.aux_weight * aux_loss
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=logits.shape[0])
-        terms = getattr(self.loss, "last_terms", {})  # a CombinedLoss's unweighted terms
         self.log_dict({f"train/loss/{name}": v for name, v in terms.items()}, on_epoch=True, batch_size=logits.shape[0])
         self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], on_step=True, on_epoch=False)
         return loss
 
-    def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> None:
+    def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> dict[str, Any]:
+        """Update the metrics; return the predicted classes at the label's resolution (for media and writers)."""
         target = batch["mask"].long()
-        logits = self.net(self.images(batch))
+        logits = self.inference(self.net, self.images(batch))
         if logits.shape[-2:] != target.shape[-2:]:  # score at the label's resolution
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         self.log(f"{stage}/loss", self.compute_loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
-        metrics.update(logits.argmax(dim=1), target)
+        preds = logits.argmax(dim=1)
+        metrics.update(preds, target)
+        return {"masks": {"prediction": preds}}
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluation_step(batch, self.val_metrics, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._evaluation_step(batch, self.val_metrics, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluation_step(batch, self.test_metrics, "test")
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._evaluation_step(batch, self.test_metrics, "test")
 
     def _log_scores(self, metrics: SegmentationMetrics, stage: str) -> None:
         scores = metrics.compute()  # synced across processes by torchmetrics
         values = {f"{stage}/{name}": scores[name] for name in ("mIoU", "mAcc", "aAcc", "fwIoU")}
-        values.update({f"{stage}/IoU/{name}": iou for name, iou in zip(self.class_names, scores["IoU"])})
+        for score in ("IoU", "Acc"):
+            values.update({f"{stage}/{score}/{name}": v for name, v in zip(self.class_names, scores[score])})
         self.log(f"{stage}/mIoU", values.pop(f"{stage}/mIoU").float(), prog_bar=True)
         self.log_dict({key: value.float() for key, value in values.items()})
         metrics.reset()

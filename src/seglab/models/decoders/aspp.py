@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seglab.errors import UserError
-from seglab.models.layers import ConvBNReLU, conv3x3_bn_relu
+from seglab.models.layers import ConvBNReLU, conv3x3_bn_relu, upsample_like
 
 
 def default_aspp_rates(output_stride: int) -> tuple[int, ...]:
@@ -30,33 +30,18 @@ def check_rates(rates: Sequence[int]) -> tuple[int, ...]:
 
 
 class ImagePooling(nn.Module):
-    """Image-level features: global average pool, 1x1 conv + BN + ReLU, upsample back.
+    """Image-level features: global average pool, 1x1 conv + BN + ReLU, upsampled back to the input size.
 
-    The pooled map has one value per channel and sample, so BatchNorm in training mode cannot normalise a
-    batch of one; such a batch is normalised with the running statistics instead of failing.
+    The pooled map has one value per channel, so a batch of one trains with the running BatchNorm statistics
+    (see :class:`seglab.models.layers.BatchNorm2d`) instead of failing.
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.conv = ConvBNReLU(in_channels, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = self.conv(F.adaptive_avg_pool2d(x, 1))
-        use_batch_stats = self.training and pooled.shape[0] > 1
-        pooled = F.batch_norm(
-            pooled,
-            self.bn.running_mean,
-            self.bn.running_var,
-            self.bn.weight,
-            self.bn.bias,
-            training=use_batch_stats,
-            momentum=self.bn.momentum,
-            eps=self.bn.eps,
-        )
-        if use_batch_stats:
-            self.bn.num_batches_tracked.add_(1)
-        return F.interpolate(F.relu(pooled), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return upsample_like(self.conv(F.adaptive_avg_pool2d(x, 1)), x)
 
 
 class ASPP(nn.Module):

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from seglab.models.decoders.aspp import ASPP, default_aspp_rates
-from seglab.models.layers import ConvBNReLU, conv3x3_bn_relu
+from seglab.models.layers import ConvBNReLU, conv3x3_bn_relu, upsample_like
 
 STRIDE_4_LEVEL = 2  # index of the stride-4 features in an smp encoder's output (strides 1, 2, 4, 8, 16, 32)
 
@@ -46,5 +45,5 @@ class DeepLabV3PlusDecoder(nn.Module):
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         low_level = self.low_level(features[STRIDE_4_LEVEL])
-        context = F.interpolate(self.aspp(features[-1]), size=low_level.shape[-2:], mode="bilinear", align_corners=False)
+        context = upsample_like(self.aspp(features[-1]), low_level)
         return self.fuse(torch.cat([context, low_level], dim=1))

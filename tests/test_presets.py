@@ -1,0 +1,141 @@
+"""Model presets: each trains a step at output strides 8 and 16 with the backbones it is used with, DeepLabV3
+matches torchvision layer for layer, and the auxiliary head's loss is logged during training only."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from seglab.config import CONFIG_DIR, compose_config
+from seglab.train import train
+from tests.conftest import make_cfg, run_script
+
+PRESETS = sorted(path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a busy machine waiting threads cost tenfold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build_preset(preset: str, *overrides: str) -> nn.Module:
+    cfg = compose_config("train", [f"model={preset}", *overrides, "model.backbone.weights=null"])
+    return instantiate(cfg.model, _convert_="partial")
+
+
+def train_step(module: nn.Module, size: int = 32) -> torch.Tensor:
+    """One forward/backward of the training loss (main + weighted auxiliary) on a random batch of two."""
+    images = torch.randn(2, 3, size, size)
+    target = torch.randint(0, module.hparams.num_classes, (2, size, size))
+    target[:, :4] = 255
+    logits, aux_logits = module.net.forward_with_aux(images)
+    loss = module.loss(logits, target)
+    if aux_logits is not None:
+        loss = loss + module.aux_weight * module.loss(aux_logits, target)
+    loss.backward()
+    assert logits.shape == (2, module.hparams.num_classes, size, size)
+    return loss
+
+
+def test_every_paper_preset_is_there():
+    assert {"deeplabv1", "deeplabv2", "deeplabv3", "deeplabv3plus", "pspnet", "fcn", "sppnet", "smp"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet101"])  # the synthetic data's and the papers' backbone
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_forward_backward_at_output_stride(preset, backbone, output_stride):
+    # smp's Unet has no atrous option; DeepLabV3Plus is the smp architecture that dilates to 8 and 16.
+    arch = ["model.decoder.arch=DeepLabV3Plus"] if preset == "smp" else []
+    module = build_preset(preset, f"model/backbone={backbone}", f"model.backbone.output_stride={output_stride}", *arch)
+    assert module.net.backbone.output_stride == output_stride
+    loss = train_step(module)
+    assert torch.isfinite(loss)
+    for part in (module.net.backbone, module.net.decoder):
+        grads = [p.grad for p in part.parameters() if p.requires_grad]
+        assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), preset
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+@pytest.mark.parametrize("backbone", ["efficientnet_b0", "xception65", "mobilenet_v2"])
+def test_other_backbones_under_deeplabv3plus(backbone, output_stride):
+    module = build_preset("deeplabv3plus", f"model/backbone={backbone}", f"model.backbone.output_stride={output_stride}")
+    features = module.net.backbone(torch.randn(1, 3, 64, 64))
+    assert features[-1].shape[-1] == 64 // output_stride
+    assert torch.isfinite(train_step(module))
+
+
+def test_presets_use_the_papers_parts():
+    expected = {
+        "deeplabv1": ("LargeFOVDecoder", 8),
+        "deeplabv2": ("ASPPV2Decoder", 8),
+        "deeplabv3": ("DeepLabV3Decoder", 8),
+        "deeplabv3plus": ("DeepLabV3PlusDecoder", 16),
+        "pspnet": ("PyramidPoolingDecoder", 8),
+        "fcn": ("FCNDecoder", 32),
+        "sppnet": ("PyramidPoolingDecoder", 16),
+        "smp": ("SMPDecoder", 32),
+    }
+    for preset, (decoder, output_stride) in expected.items():
+        cfg = compose_config("train", [f"model={preset}", "data=cityscapes"])
+        assert cfg.model.decoder._target_.endswith(decoder), preset
+        assert cfg.model.backbone.output_stride == output_stride, preset
+        assert cfg.model.backbone.name in ("resnet101", "resnet50"), preset
+    assert compose_config("train", ["model=pspnet"]).model.aux_weight == 0.4
+    assert compose_config("train", ["model=sppnet"]).model.decoder.levels == [4, 2, 1]
+
+
+def test_deeplabv3_resnet101_matches_torchvision_layer_for_layer():
+    from torchvision.models.segmentation import deeplabv3_resnet101
+
+    ours = build_preset("deeplabv3", "data=cityscapes", "model/backbone=resnet101").net
+    theirs = deeplabv3_resnet101(weights=None, weights_backbone=None, aux_loss=False, num_classes=19)
+    count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    assert count(ours) == count(theirs) == 58_630_483
+    assert sorted(p.shape for p in ours.parameters()) == sorted(p.shape for p in theirs.parameters())
+
+    def spatial_convs(model):
+        return [
+            (tuple(m.weight.shape), m.stride, m.dilation, m.padding)
+            for m in model.modules()
+            if isinstance(m, nn.Conv2d) and m.kernel_size[0] > 1
+        ]
+
+    assert spatial_convs(ours) == spatial_convs(theirs)  # same order, rates, strides and padding
+
+
+def test_auxiliary_loss_is_logged_in_training_and_the_checkpoint_evaluates(tmp_path):
+    cfg = make_cfg(
+        tmp_path,
+        "experiment=smoke",
+        "model=pspnet",
+        "model/backbone=resnet18",
+        "data.dataset.image_size=[32,32]",
+        "data.dataset.lengths={train:16,val:8,test:8}",
+        "trainer.max_epochs=1",
+        "trainer.log_every_n_steps=1",
+    )
+    metrics = train(cfg)
+    with open(tmp_path / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    aux_losses = [float(row["train/aux_loss_step"]) for row in rows if row.get("train/aux_loss_step")]
+    assert len(aux_losses) == 2 and all(loss > 0 for loss in aux_losses)
+    assert not any(key.startswith(("val/aux", "test/aux")) for key in metrics)
+    state = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert any(key.startswith("net.aux_head.") for key in state)
+
+
+def test_a_backbone_mistake_stops_train_py_with_one_line(tmp_path):
+    result = run_script("train.py", "model.backbone.multi_grid=[1,2,4]", "debug=fdr", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert "error: model.backbone.multi_grid=[1, 2, 4]: the last stage of resnet18 has 2 blocks" in result.stderr
+    assert "Traceback" not in result.stderr
