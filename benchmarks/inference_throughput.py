@@ -22,17 +22,12 @@ import torch
 from hydra.utils import instantiate
 
 from seglab.config import compose_config
+from seglab.inference import slide_inference, whole_inference
 
 
 def inference_modes(crop: list[int]) -> dict[str, Callable]:
     """Each mode as ``mode(net, images) -> logits``."""
-    modes: dict[str, Callable] = {"whole": lambda net, images: net(images)}
-    try:
-        from seglab.inference import slide_inference
-    except ImportError:  # seglab.inference (the evaluation work) is not installed here: whole-image inference only
-        return modes
-    modes["slide"] = functools.partial(slide_inference, crop_size=crop)
-    return modes
+    return {"whole": whole_inference, "slide": functools.partial(slide_inference, crop_size=crop)}
 
 
 def measure(mode: str, args: argparse.Namespace, results: multiprocessing.Queue) -> None:
