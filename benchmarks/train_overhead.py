@@ -47,7 +47,8 @@ def platform_seconds(overrides: list[str], warmup: int, steps: int) -> float:
     with tempfile.TemporaryDirectory() as run_dir:
         timer = [f"+callbacks.step_timer._target_={__name__}.StepTimer", f"+callbacks.step_timer.warmup={warmup}",
                  f"+callbacks.step_timer.steps={steps}"]  # fmt: skip
-        train(compose_config("train", [*overrides, f"trainer.max_steps={steps}", f"paths.output_dir={run_dir}", *timer]))
+        run = [f"trainer.max_steps={steps}", f"paths.output_dir={run_dir}", "run_name=train_overhead"]  # no Hydra runtime
+        train(compose_config("train", [*overrides, *run, *timer]))
     return StepTimer.seconds
 
 
