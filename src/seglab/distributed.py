@@ -34,7 +34,8 @@ def prepare_process(trainer_cfg: DictConfig) -> None:
     final table, ...) to rank 0; other ranks keep their warnings."""
     check_shared_run_dir()
     check_sync_batchnorm(trainer_cfg)
-    ddp_children_run_this_job()
+    if str(trainer_cfg.get("strategy")).startswith("ddp"):
+        ddp_children_run_this_job()
     if not is_rank_zero():
         logging.getLogger("seglab").setLevel(logging.WARNING)
 
