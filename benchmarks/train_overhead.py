@@ -6,8 +6,9 @@ The platform side is ``seglab.train.train(cfg)``, what ``python train.py <overri
 in a Lightning Trainer built from the run's config, with its logger (CSV), progress bar, checkpoint callback and
 per-step logging left on. The plain side is a hand-written loop over the same DataLoader, network, loss (in float32),
 optimizer and poly schedule (under ``torch.autocast`` for mixed precision). Both time the same window, training steps
-``warmup`` .. ``steps - 1``, data loading included, and alternate ``rounds`` times so that other load on the machine
-hits both alike; the figure is the median over rounds of images/s of train.py / images/s of the plain loop.
+``warmup`` .. ``steps - 1``, data loading included, and alternate ``rounds`` times (each side first in every other
+round) so that other load on the machine hits both alike; the figure is the median over rounds of images/s of
+train.py / images/s of the plain loop.
 """
 
 from __future__ import annotations
@@ -101,9 +102,10 @@ def main() -> None:
     images = (args.steps - args.warmup) * cfg.data.batch_size
 
     rates: dict[str, list[float]] = {"train.py": [], "plain": []}
-    for _ in range(args.rounds):
-        rates["train.py"].append(images / platform_seconds(overrides, args.warmup, args.steps))
-        rates["plain"].append(images / plain_seconds(overrides, args.warmup, args.steps))
+    sides = {"train.py": platform_seconds, "plain": plain_seconds}
+    for round_index in range(args.rounds):  # each side goes first in every other round
+        for name in sorted(sides, reverse=round_index % 2 == 1):
+            rates[name].append(images / sides[name](overrides, args.warmup, args.steps))
     with open("/proc/loadavg") as loadavg:
         load = loadavg.read().split()[:3]
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
