@@ -88,3 +88,86 @@ class NaNLoss(CrossEntropyLoss):
             if self.calls in self.nan_calls:
                 return loss * float("nan")
         return loss
+
+
+class PrecisionProbe(L.Callback):
+    """Records, during training, the dtype of the classifier's output, whether the first convolution gets
+    channels-last images, and the dtype of the logits the loss receives and whether autocast is on there."""
+
+    seen: dict = {}
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        PrecisionProbe.seen = {}
+        first_conv = next(m for m in pl_module.net.backbone.modules() if isinstance(m, torch.nn.Conv2d))
+
+        def conv_input(module, args):
+            if module.training:
+                PrecisionProbe.seen["conv_input_channels_last"] = args[0].is_contiguous(memory_format=torch.channels_last)
+
+        def classifier_output(module, args, output):
+            if module.training:
+                PrecisionProbe.seen["classifier_dtype"] = output.dtype
+
+        def loss_input(module, args):
+            if pl_module.training:
+                logits = args[0]
+                PrecisionProbe.seen["loss_logits_dtype"] = logits.dtype
+                PrecisionProbe.seen["loss_autocast"] = torch.is_autocast_enabled(logits.device.type)
+
+        first_conv.register_forward_pre_hook(conv_input)
+        pl_module.net.classifier.register_forward_hook(classifier_output)
+        pl_module.loss.register_forward_pre_hook(loss_input)
+
+
+class EMAProbe(L.Callback):
+    """Follows the classifier's weights: the raw ones after each optimizer step, an EMA of them computed here with
+    ``decay``, and the weights the network holds at each validation (``(stage, epoch, weights)``)."""
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self.ema: torch.Tensor | None = None
+        self.raw: torch.Tensor | None = None
+        self.at_epoch_end: dict[int, dict[str, torch.Tensor]] = {}
+        self.validated: list[tuple[str, int, torch.Tensor]] = []
+        EMAProbe.instance = self
+
+    @staticmethod
+    def weights(pl_module: L.LightningModule) -> torch.Tensor:
+        return pl_module.net.classifier[-1].weight.detach().clone()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.raw = self.weights(pl_module)
+        self.ema = self.raw if self.ema is None else self.decay * self.ema + (1 - self.decay) * self.raw
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.at_epoch_end[trainer.current_epoch] = {"raw": self.raw, "ema": self.ema}
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx == 0 and not trainer.sanity_checking:
+            self.validated.append((trainer.state.fn.value, trainer.current_epoch, self.weights(pl_module)))
+
+
+class GradientProbe(L.Callback):
+    """Records the global gradient norm each time an optimizer step has just been taken."""
+
+    norms: list = []
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        GradientProbe.norms = []
+        self.step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step > self.step:
+            self.step = trainer.global_step
+            grads = [p.grad.detach().flatten() for p in pl_module.parameters() if p.grad is not None]
+            GradientProbe.norms.append(float(torch.cat(grads).norm()))
+
+
+# A torch.compile backend that records the graphs it is given and runs them as they are (no code generation).
+COMPILED_GRAPHS: list = []
+
+
+@torch._dynamo.register_backend(name="seglab_test_recorder")
+def record_graphs(graph_module, example_inputs):
+    COMPILED_GRAPHS.append(graph_module)
+    return graph_module.forward

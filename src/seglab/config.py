@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +26,19 @@ def _folder_classes(root: str | None) -> list[str]:
 # conf/data/folder.yaml reads its class names from <data.root>/classes.yaml.
 OmegaConf.register_new_resolver("seglab.folder_classes", _folder_classes, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("seglab.len", len, replace=True)
+
+
+def _slurm_nodes() -> int:
+    """The node count of the SLURM job Lightning runs in (its SLURM environment checks trainer.num_nodes), else 1."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment  # lazy: keeps `train.py --help` light
+
+    return int(os.environ["SLURM_NNODES"]) if SLURMEnvironment.detect() else 1
+
+
+OmegaConf.register_new_resolver("seglab.slurm_nodes", _slurm_nodes, replace=True)
+# conf/hydra/launcher/submitit_slurm.yaml lists every field of the plugin's schema of the same name, so Hydra's
+# deprecated check of the file against that schema changes nothing (and the file stays whole once Hydra drops it).
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_slurm' is validated against ConfigStore schema")
 
 
 def compose_config(

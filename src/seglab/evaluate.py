@@ -14,6 +14,7 @@ from seglab.callbacks import PredictionWriter
 from seglab.checkpoint import training_config
 from seglab.config import run_overrides
 from seglab.data.transforms import find_normalize
+from seglab.distributed import prepare_process, release_ddp_children
 from seglab.errors import UserError
 from seglab.inference.writers import EXPORT_FORMATS
 from seglab.out_of_memory import explain_out_of_memory
@@ -41,6 +42,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"export.format={export_format!r} is not a prediction format; use one of {list(EXPORT_FORMATS)}")
     train_cfg = training_config(ckpt_path, run_overrides(), EVAL_ONLY_KEYS, mode=mode, trusted=cfg.trusted)
     run_dir = Path(cfg.paths.output_dir)
+    prepare_process(train_cfg.trainer)
 
     datamodule = preflight(train_cfg)  # before any data is loaded
     datamodule.setup("validate" if split == "val" else "test")
@@ -50,6 +52,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run = trainer.validate if split == "val" else trainer.test
     with explain_out_of_memory(train_cfg, training=False):
         logged = run(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)[0]
+    release_ddp_children(trainer)
 
     labelled = not math.isnan(logged[f"{split}/aAcc"])  # aAcc is NaN only when no pixel has a label
     metrics: dict[str, Any] = {}
@@ -61,7 +64,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if export_format is not None:
         metrics["export"] = {"format": export_format, "dir": str(Path(cfg.export.dir).resolve())}
         log.info("Wrote %d %s predictions to %s", callbacks[0].written, export_format, cfg.export.dir)
-    write_json(metrics, run_dir / "metrics.json")
+    if trainer.is_global_zero:  # under DDP every rank runs evaluate(); rank 0 writes the file
+        write_json(metrics, run_dir / "metrics.json")
     if labelled:
         table = {k: v for k, v in logged.items() if k != f"{split}/loss"}
         log.info("Evaluation of %s on %s, %s inference (%s)\n%s", ckpt_path, split, mode, run_dir / "metrics.json",

@@ -12,10 +12,12 @@ from seglab.builders import build_callbacks, build_loggers, build_model, build_t
 from seglab.callbacks import ConfigSnapshot, NonFiniteLossGuard, PreemptionCheckpoint, StepSeeding
 from seglab.class_weights import resolve_auto_class_weights
 from seglab.config import run_overrides
+from seglab.distributed import is_rank_zero, prepare_process, release_ddp_children
 from seglab.out_of_memory import explain_out_of_memory
 from seglab.preflight import preflight
 from seglab.redaction import redact, redact_files, secrets_in
 from seglab.reporting import format_metrics_table, write_json
+from seglab.requeue import requeued_checkpoint
 from seglab.resume import resume_checkpoint
 from seglab.run_info import describe_run
 
@@ -34,6 +36,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     SIGTERM/SIGUSR1 save ``last.ckpt`` and stop; a non-finite loss stops (or skips, ``trainer.skip_nonfinite``).
     """
     run_dir = Path(cfg.paths.output_dir)
+    prepare_process(cfg.trainer)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -48,10 +51,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         NonFiniteLossGuard(skip=cfg.trainer.get("skip_nonfinite", False)),
         PreemptionCheckpoint(),
     ]
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    redact_files(run_dir.glob(".hydra/*.yaml"), secrets_in(resolved))  # Hydra wrote them as typed
-    (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(redact(resolved)))
+    if is_rank_zero():  # under DDP every rank runs train(); rank 0 writes the files
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        redact_files(run_dir.glob(".hydra/*.yaml"), secrets_in(resolved))  # Hydra wrote them as typed
+        (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(redact(resolved)))
 
     loggers = build_loggers(cfg)
     try:
@@ -60,7 +64,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             logger.log_hyperparams(description)
         trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
         with explain_out_of_memory(cfg, training=True):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=requeued_checkpoint(trainer) or ckpt_path)
             best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
             log.info("Validating %s", best or "the final weights")
             metrics = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
@@ -68,7 +72,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
     finally:
         close_loggers(loggers)
+    release_ddp_children(trainer)
 
-    write_json(metrics, run_dir / "metrics.json")
+    if trainer.is_global_zero:  # rank 0 writes the file
+        write_json(metrics, run_dir / "metrics.json")
     log.info("Final metrics (%s)\n%s", run_dir / "metrics.json", format_metrics_table(metrics, "metric"))
     return metrics

@@ -22,6 +22,7 @@ from seglab.data.collate import collate_samples
 from seglab.data.labels import check_ignore_index
 from seglab.data.palette import default_palette
 from seglab.data.resumable import ResumableDataLoader, ResumableSampler, SeededSamples
+from seglab.distributed import evaluation_sampler
 from seglab.errors import UserError
 
 
@@ -170,7 +171,13 @@ class SegmentationDataModule(L.LightningDataModule):
         return loop.epoch_progress.current.processed, loop.epoch_loop.batch_progress.current.processed
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", batch_size=self.val_batch_size, shuffle=False)
+        return self._evaluation_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", batch_size=self.val_batch_size, shuffle=False)
+        return self._evaluation_loader("test")
+
+    def _evaluation_loader(self, stage: str) -> DataLoader:
+        """Under DDP each process scores its own shard and every sample is scored once (Lightning keeps a
+        DistributedSampler it finds instead of padding the shards with repeated samples)."""
+        sampler = evaluation_sampler(self._build(stage), self.trainer)
+        return self._loader(stage, batch_size=self.val_batch_size, shuffle=False, sampler=sampler)

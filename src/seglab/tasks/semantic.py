@@ -35,10 +35,17 @@ class SemanticSegmentationModule(L.LightningModule):
         ignore_index: label value excluded from loss and metrics.
         backbone_lr_mult: the backbone's learning rate is the optimizer's ``lr`` times this.
         classifier_dropout: dropout before the 1x1 classifier.
+        channels_last: keep the network's weights and input images in the channels-last memory format (faster
+            convolutions on tensor-core GPUs, above all under mixed precision).
+        compile: compile the backbone and decoder with ``torch.compile``: ``True``, or a dict of its options
+            (``{mode: max-autotune}``); the checkpoint's parameter names stay the same.
         aux_weight: weight of an auxiliary FCN head's loss on the stride-16 stage (training only); ``0`` or
             ``None`` builds no auxiliary head.
         inference: how validation and test compute logits, called as ``inference(net, images)`` (see
             :mod:`seglab.inference`; default: one pass over the whole image).
+
+    Under mixed precision the network runs in 16 bits, but its logits are upsampled in float32 (see
+    :class:`~seglab.models.Segmentor`) and the loss is computed in float32 with autocast off.
     """
 
     def __init__(
@@ -55,6 +62,8 @@ class SemanticSegmentationModule(L.LightningModule):
         classifier_dropout: float = 0.1,
         aux_weight: float | None = None,
         inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+        channels_last: bool = False,
+        compile: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler", "inference"])
@@ -66,6 +75,12 @@ class SemanticSegmentationModule(L.LightningModule):
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.ignore_index = ignore_index
         self.backbone_lr_mult = backbone_lr_mult
+        self.channels_last = channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if compile:  # the parts, not the Segmentor: training calls its forward_with_aux, not forward
+            for part in (self.net.backbone, self.net.decoder):
+                part.compile(**(compile if isinstance(compile, dict) else {}))
         self.inference = inference or whole_inference
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
         self.test_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
@@ -73,13 +88,23 @@ class SemanticSegmentationModule(L.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
+    def images(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The batch's images in the network's memory format."""
+        images = batch["image"]
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def compute_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss in float32, with autocast off: mixed precision speeds up the network, not the loss."""
+        with torch.autocast(logits.device.type, enabled=False):
+            return self.loss(logits.float(), target)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         target = batch["mask"].long()
-        logits, aux_logits = self.net.forward_with_aux(batch["image"])
-        loss = self.loss(logits, target)
+        logits, aux_logits = self.net.forward_with_aux(self.images(batch))
+        loss = self.compute_loss(logits, target)
         terms = dict(getattr(self.loss, "last_terms", {}))  # a CombinedLoss's terms, before the aux call replaces them
         if aux_logits is not None:
-            aux_loss = self.loss(aux_logits, target)
+            aux_loss = self.compute_loss(aux_logits, target)
             self.log("train/aux_loss", aux_loss, on_step=True, on_epoch=True, batch_size=logits.shape[0])
             loss = loss + self.aux_weight * aux_loss
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=logits.shape[0])
@@ -90,10 +115,10 @@ class SemanticSegmentationModule(L.LightningModule):
     def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> dict[str, Any]:
         """Update the metrics; return the predicted classes at the label's resolution (for media and writers)."""
         target = batch["mask"].long()
-        logits = self.inference(self.net, batch["image"])
+        logits = self.inference(self.net, self.images(batch))
         if logits.shape[-2:] != target.shape[-2:]:  # score at the label's resolution
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-        self.log(f"{stage}/loss", self.loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
+        self.log(f"{stage}/loss", self.compute_loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
         preds = logits.argmax(dim=1)
         metrics.update(preds, target)
         return {"masks": {"prediction": preds}}
