@@ -11,11 +11,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seglab.builders import build_datamodule, build_model
+from seglab.callbacks.instance_export import InstanceExport
 from seglab.callbacks.config_snapshot import CHECKPOINT_KEY
 from seglab.class_weights import use_trained_class_weights
 from seglab.config import compose_config, merge_overrides, override_key, quote_override_value, run_overrides
 from seglab.errors import UserError
 from seglab.reporting import format_metrics_table, write_json
+from seglab.tasks.instance import InstanceSegmentationModule
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,29 @@ def training_config(ckpt_path: Path, eval_overrides: list[str]) -> DictConfig:
     return cfg
 
 
+def metrics_by_name(logged: dict[str, float], split: str) -> dict[str, Any]:
+    """Logged ``<split>/<name>`` values as ``{name: value}``, per-class ones grouped (``{"IoU": {class: value}}``,
+    ``{"AP": {...}}``); the loss is left out."""
+    metrics: dict[str, Any] = {}
+    for key, value in logged.items():
+        name = key.removeprefix(f"{split}/")
+        if name == "loss":
+            continue
+        if "/" in name:
+            group, class_name = name.split("/", 1)
+            metrics.setdefault(group, {})[class_name] = value
+        else:
+            metrics[name] = value
+    return metrics
+
+
+def instance_export_callbacks(export: DictConfig | None, model: Any) -> list[InstanceExport]:
+    """The instance export ``export.format`` asks for, for an instance model (semantic exports are not this)."""
+    if export is None or export.get("format") is None or not isinstance(model, InstanceSegmentationModule):
+        return []
+    return [InstanceExport(export.format, Path(export.dir).expanduser())]
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score ``cfg.ckpt_path`` on ``cfg.eval.split``; print a per-class table and write ``metrics.json``."""
     ckpt_path = Path(cfg.ckpt_path).expanduser()
@@ -65,12 +90,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(train_cfg)
     datamodule.setup("validate" if split == "val" else "test")
     model = build_model(train_cfg, datamodule)
-    trainer = instantiate(train_cfg.trainer, logger=False, callbacks=[], default_root_dir=str(run_dir))
+    callbacks = instance_export_callbacks(cfg.get("export"), model)
+    trainer = instantiate(train_cfg.trainer, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
     run = trainer.validate if split == "val" else trainer.test
     logged = run(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)[0]
 
-    metrics = {name: logged[f"{split}/{name}"] for name in ("mIoU", "mAcc", "aAcc", "fwIoU")}
-    metrics["IoU"] = {name: logged[f"{split}/IoU/{name}"] for name in datamodule.class_names}
+    metrics = metrics_by_name(logged, split)
     metrics.update(split=split, mode="whole", checkpoint=str(ckpt_path.resolve()))
     write_json(metrics, run_dir / "metrics.json")
     table = {k: v for k, v in logged.items() if k != f"{split}/loss"}

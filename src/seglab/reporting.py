@@ -25,15 +25,20 @@ def _nan_to_none(value):
 
 
 def format_metrics_table(metrics: Mapping[str, float], title: str) -> str:
-    """A plain-text table: summary metrics first, then per-class entries (``<stage>/IoU/<class>``)."""
+    """A plain-text table: summary metrics first, then one section per per-class score (``<stage>/IoU/<class>``,
+    ``<stage>/AP/<class>``)."""
     summary = {key: value for key, value in metrics.items() if key.count("/") == 1}
-    per_class = {key.split("/", 2)[2]: value for key, value in metrics.items() if "/IoU/" in key}
-    width = max([len(key) for key in [*summary, *per_class]] + [len(title)])
+    per_class: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        if key.count("/") >= 2:
+            _, score, name = key.split("/", 2)
+            per_class.setdefault(score, {})[name] = value
+    width = max([len(key) for key in [*summary, *(n for names in per_class.values() for n in names)]] + [len(title)])
     lines = [title, "-" * (width + 10)]
     lines += [f"{key:<{width}}  {_fmt(value)}" for key, value in summary.items()]
-    if per_class:
-        lines += ["", f"{'class (IoU)':<{width}}", "-" * (width + 10)]
-        lines += [f"{name:<{width}}  {_fmt(value)}" for name, value in per_class.items()]
+    for score, values in per_class.items():
+        lines += ["", f"{f'class ({score})':<{width}}", "-" * (width + 10)]
+        lines += [f"{name:<{width}}  {_fmt(value)}" for name, value in values.items()]
     return "\n".join(lines)
 
 

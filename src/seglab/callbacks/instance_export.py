@@ -1,0 +1,83 @@
+"""Writes the instance predictions an evaluation scores, in a benchmark's format (``eval.py export.format=...``).
+
+The predictions come from the module's ``validation_step`` / ``test_step`` outputs, so the files hold exactly
+what the metrics saw: COCOeval on ``predictions.json`` reproduces the logged mask AP.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from seglab.data.datasets import CityscapesDataset, COCOSegmentation
+from seglab.data.datasets.cityscapes_labels import train_id_to_id_lut
+from seglab.errors import UserError
+from seglab.export.instance_formats import coco_results, write_cityscapes_instances
+
+INSTANCE_FORMATS = ("coco", "cityscapes")
+
+
+class InstanceExport(L.Callback):
+    """Export the predictions of ``trainer.validate`` / ``trainer.test`` to ``directory``.
+
+    Args:
+        format: ``coco`` (``<directory>/predictions.json``, COCO results with the dataset's image and category
+            ids; needs ``data=coco``) or ``cityscapes`` (the official instance format: ``<name>.txt`` + binary
+            mask PNGs; needs ``data=cityscapes``).
+        directory: the output folder (created).
+    """
+
+    def __init__(self, format: str, directory: str | Path) -> None:
+        if format not in INSTANCE_FORMATS:
+            raise UserError(f"export.format={format!r} is not an instance export; use one of {', '.join(INSTANCE_FORMATS)}")
+        self.format = format
+        self.directory = Path(directory)
+        self.results: list[dict[str, Any]] = []
+
+    def _start(self, trainer: L.Trainer, stage: str) -> None:
+        dataset = trainer.datamodule.datasets[stage]
+        needed = {"coco": COCOSegmentation, "cityscapes": CityscapesDataset}[self.format]
+        if not isinstance(dataset, needed):
+            raise UserError(
+                f"export.format={self.format} writes {needed.__name__} ids, but the {stage} split is a "
+                f"{type(dataset).__name__}; use it with data={self.format}"
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.results = []
+        if self.format == "coco":
+            self.image_ids = {Path(info["file_name"]).stem: image_id for image_id, info in dataset.coco.imgs.items()}
+            self.class_to_category = dataset.class_to_category
+        else:
+            self.label_ids = train_id_to_id_lut()
+
+    def _write(self, predictions: list[dict[str, Any]], names: list[str]) -> None:
+        for prediction, name in zip(predictions, names):
+            if self.format == "coco":
+                self.results += coco_results(prediction, self.image_ids[name], self.class_to_category)
+            else:
+                write_cityscapes_instances(prediction, name, self.directory, self.label_ids)
+
+    def _finish(self) -> None:
+        if self.format == "coco":
+            (self.directory / "predictions.json").write_text(json.dumps(self.results))
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(trainer, "val")
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(trainer, "test")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: ANN001
+        self._write(outputs, batch["name"])
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: ANN001
+        self._write(outputs, batch["name"])
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._finish()
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._finish()

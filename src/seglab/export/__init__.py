@@ -1,0 +1,1 @@
+"""Writing predictions in the formats of public benchmarks and their official evaluation tools."""
