@@ -81,14 +81,14 @@ def test_maskrcnn_trains_on_our_backbone_and_logs_the_same_instance_names(tmp_pa
 def test_a_few_steps_lower_the_panoptic_deeplab_loss_on_one_batch():
     from hydra.utils import instantiate
 
-    cfg = compose_config("train", ["model=panoptic_deeplab", "data.dataset.image_size=[32,32]", "data.batch_size=4"])
+    cfg = compose_config("train", ["model=panoptic_deeplab", "data.dataset.image_size=[32,32]", "data.batch_size=2"])
     datamodule = instantiate(cfg.data, _convert_="partial")
     datamodule.setup("fit")
     module = instantiate(cfg.model, _convert_="partial")
     batch = next(iter(datamodule.train_dataloader()))
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
     losses = []
-    for _ in range(6):
+    for _ in range(5):
         loss = sum(module.training_losses(batch).values())
         optimizer.zero_grad()
         loss.backward()

@@ -11,8 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seglab.builders import build_datamodule, build_model
-from seglab.callbacks.instance_export import InstanceExport
 from seglab.callbacks.config_snapshot import CHECKPOINT_KEY
+from seglab.callbacks.instance_export import InstanceExport
 from seglab.class_weights import use_trained_class_weights
 from seglab.config import compose_config, merge_overrides, override_key, quote_override_value, run_overrides
 from seglab.errors import UserError

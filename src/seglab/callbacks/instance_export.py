@@ -1,6 +1,7 @@
 """Writes the instance predictions an evaluation scores, in a benchmark's format (``eval.py export.format=...``).
 
-The predictions come from the module's ``validation_step`` / ``test_step`` outputs, so the files hold exactly
+The predictions come from the module's ``validation_step`` / ``test_step`` outputs (``{"instances": [...]}``,
+see :mod:`seglab.tasks.instance`), so the files hold exactly
 what the metrics saw: COCOeval on ``predictions.json`` reproduces the logged mask AP.
 """
 
@@ -53,8 +54,8 @@ class InstanceExport(L.Callback):
         else:
             self.label_ids = train_id_to_id_lut()
 
-    def _write(self, predictions: list[dict[str, Any]], names: list[str]) -> None:
-        for prediction, name in zip(predictions, names):
+    def _write(self, outputs: dict[str, Any], names: list[str]) -> None:
+        for prediction, name in zip(outputs["instances"], names):
             if self.format == "coco":
                 self.results += coco_results(prediction, self.image_ids[name], self.class_to_category)
             else:

@@ -6,8 +6,9 @@ network, its training losses and its predictions. Both log the same names, so ru
 dashboard: ``<stage>/mAP``, ``<stage>/mAP_50``, ``<stage>/mAP_75``, ``<stage>/AP/<class>`` (COCO mask AP).
 
 Predictions are one dict per image, at the image's resolution: ``masks`` (K, H, W) bool, ``labels`` (K,) class
-ids (the semantic class space, as in the data's instance targets) and ``scores`` (K,); ``validation_step`` and
-``test_step`` return them, so callbacks (exports, visuals) see exactly what was scored.
+ids (the semantic class space, as in the data's instance targets) and ``scores`` (K,). ``validation_step`` and
+``test_step`` return ``{"instances": [one prediction per image]}``, so callbacks (exports, visuals) see exactly
+what was scored.
 """
 
 from __future__ import annotations
@@ -120,16 +121,16 @@ class InstanceSegmentationModule(L.LightningModule):
         self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], on_step=True, on_epoch=False)
         return loss
 
-    def _evaluation_step(self, batch: dict[str, Any], metrics: nn.ModuleDict) -> list[dict[str, torch.Tensor]]:
+    def _evaluation_step(self, batch: dict[str, Any], metrics: nn.ModuleDict) -> dict[str, Any]:
         require_instances(batch)
         predictions = self.predict_instances(batch["image"])
         self.update_metrics(metrics, predictions, batch)
-        return predictions
+        return {"instances": predictions}
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, torch.Tensor]]:
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         return self._evaluation_step(batch, self.val_metrics)
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, torch.Tensor]]:
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         return self._evaluation_step(batch, self.test_metrics)
 
     def _log_scores(self, metrics: nn.ModuleDict, stage: str) -> None:

@@ -111,8 +111,10 @@ class PanopticDeepLabModule(InstanceSegmentationModule):
         semantic = batch["mask"].long()
         outputs = self.net(batch["image"])
         targets = batch_panoptic_targets(semantic, batch["instances"], self.thing_ids, **self.target_options)
-        pixel_weights = targets["semantic_weights"] if self.target_options["small_instance_weight"] != 1 else None
-        semantic_loss = self.loss(outputs["semantic"], semantic, **({} if pixel_weights is None else {"weights": pixel_weights}))
+        if self.target_options["small_instance_weight"] != 1:
+            semantic_loss = self.loss(outputs["semantic"], semantic, weights=targets["semantic_weights"])
+        else:
+            semantic_loss = self.loss(outputs["semantic"], semantic)
         center_weights, offset_weights = targets["center_weights"], targets["offset_weights"]
         center_loss = weighted_mean((outputs["center"] - targets["center"]) ** 2 * center_weights, center_weights)
         offset_loss = weighted_mean((outputs["offsets"] - targets["offsets"]).abs() * offset_weights, offset_weights)
