@@ -14,6 +14,7 @@ from seglab.errors import UserError
 from seglab.evaluate import evaluate
 from seglab.train import train
 from tests.conftest import make_cfg
+from tests.test_presets import one_thread  # noqa: F401 (autouse: tiny tensors gain nothing from threads)
 
 # Two steps on 32x32 images: 8 training images in batches of 4, 4 validation images.
 TINY_INSTANCES = [
@@ -37,14 +38,6 @@ SMALL_DETECTOR = [
 ]
 SHARED_NAMES = {"val/mAP", "val/mAP_50", "val/mAP_75", "val/AP/disk", "val/AP/square", "val/AP/triangle", "val/AP/cross"}
 PANOPTIC_NAMES = {"val/PQ", "val/SQ", "val/RQ", "val/PQ_things", "val/PQ_stuff", "val/RQ_stuff", "val/mIoU", "val/IoU/disk"}
-
-
-@pytest.fixture(autouse=True)
-def two_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
