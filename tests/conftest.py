@@ -17,6 +17,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 # The tiny, fast settings every training test starts from (DeepLabV3+ / ResNet-18 on 64x64 synthetic images).
 TINY = ["experiment=smoke", "logger=csv"]
+# Seconds-long runs for the logger and sweep tests: a 2.5M-parameter model on 32x32 images, two steps per epoch,
+# every step logged.
+QUICK = [
+    "model/backbone=mobilenet_v2",
+    "model.decoder.out_channels=32",
+    "data.dataset.image_size=[32,32]",
+    "data.dataset.lengths={train: 16, val: 8, test: 8}",
+    "trainer.max_epochs=1",
+    "trainer.log_every_n_steps=1",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.accelerator=cpu",
+]
 
 
 def make_cfg(output_dir: Path, *overrides: str, config_name: str = "train") -> DictConfig:

@@ -24,6 +24,7 @@ GROUPS = [
     "paths",
     "debug",
     "experiment",
+    "hparams_search",
 ]
 
 

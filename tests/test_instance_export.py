@@ -20,7 +20,7 @@ from seglab.data.datasets import CityscapesDataset, COCOSegmentation
 from seglab.data.datasets.cityscapes_labels import train_id_to_id_lut
 from seglab.data.datasets.coco import load_coco
 from seglab.evaluate import evaluate
-from seglab.export.instance_formats import coco_results, write_cityscapes_instances
+from seglab.inference.instance_writers import coco_results, write_cityscapes_instances
 from seglab.metrics.instance import MaskAveragePrecision
 from seglab.tasks import InstanceSegmentationModule, PanopticDeepLabModule
 from seglab.train import train

@@ -55,3 +55,19 @@ def test_out_of_range_labels_are_refused():
     metric = SegmentationMetrics(num_classes=2, ignore_index=255)
     with pytest.raises(ValueError, match=r"\[7\]"):
         metric.update(torch.tensor([[0, 1]]), torch.tensor([[7, 255]]))
+
+
+def test_scores_count_every_pixel_of_the_label_not_of_the_prediction(tmp_path):
+    # Labels at twice the image's resolution: the logits are resized to the label, so the confusion matrix
+    # counts the label's pixels (minus the ignored ones).
+    from seglab.builders import build_datamodule, build_model
+    from tests.conftest import make_cfg
+
+    cfg = make_cfg(tmp_path, "model/backbone=resnet18")
+    module = build_model(cfg, build_datamodule(cfg)).eval()
+    target = torch.zeros(2, 64, 64, dtype=torch.long)
+    target[:, :3] = 255
+    with torch.no_grad():
+        preds = module.validation_step({"image": torch.randn(2, 3, 32, 32), "mask": target}, 0)["masks"]["prediction"]
+    assert preds.shape == (2, 64, 64)
+    assert module.val_metrics.confmat.sum().item() == 2 * 61 * 64

@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -43,6 +44,13 @@ def run_overrides() -> list[str]:
     if not HydraConfig.initialized():
         return []
     return list(HydraConfig.get().overrides.task)
+
+
+def job_run_name(name: str | None) -> str | None:
+    """``name`` with the job number appended inside a Hydra multirun, so that the jobs' dashboard runs differ."""
+    if name is None or not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return name
+    return f"{name}-{HydraConfig.get().job.num}"
 
 
 def override_key(override: str) -> str:

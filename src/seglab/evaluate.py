@@ -3,56 +3,74 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
-import torch
+import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seglab.builders import build_datamodule, build_model
-from seglab.callbacks.config_snapshot import CHECKPOINT_KEY
-from seglab.callbacks.instance_export import InstanceExport
-from seglab.class_weights import use_trained_class_weights
-from seglab.config import compose_config, merge_overrides, override_key, quote_override_value, run_overrides
+from seglab.callbacks import InstancePredictionWriter, PredictionWriter
+from seglab.checkpoint import training_config
+from seglab.config import run_overrides
+from seglab.data.transforms import find_normalize
 from seglab.errors import UserError
+from seglab.inference.instance_writers import INSTANCE_EXPORT_FORMATS
+from seglab.inference.writers import EXPORT_FORMATS
 from seglab.reporting import format_metrics_table, write_json
-from seglab.tasks.instance import InstanceSegmentationModule
+from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
 
 log = logging.getLogger(__name__)
 
 # Keys of the eval command that are not part of the training config.
 EVAL_ONLY_KEYS = ("ckpt_path", "eval", "export", "task_name")
-# Evaluation always scores the whole split, whatever debug settings the training run had.
-WHOLE_SPLIT = [
-    "++trainer.fast_dev_run=false",
-    "++trainer.limit_val_batches=1.0",
-    "++trainer.limit_test_batches=1.0",
-    "model.backbone.weights=null",  # the checkpoint holds the weights: never download
-]
 
 
-def read_training_snapshot(ckpt_path: Path) -> dict[str, Any]:
-    """The config and overrides that :class:`~seglab.callbacks.ConfigSnapshot` stored in the checkpoint."""
-    if not ckpt_path.is_file():
-        raise UserError(f"ckpt_path={ckpt_path} does not exist; give the path of a .ckpt file from a run's checkpoints/")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    if CHECKPOINT_KEY not in checkpoint:
-        raise UserError(f"{ckpt_path} was not written by seglab's train.py: it holds no training config")
-    return checkpoint[CHECKPOINT_KEY]
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Score ``cfg.ckpt_path`` on ``cfg.eval.split`` with inference mode ``cfg.eval.mode``; print a per-class
+    table, write ``metrics.json`` and, with ``cfg.export.format``, the predictions.
+
+    A split without labels (Cityscapes test) gets predictions only: ``metrics.json`` then holds no scores.
+    """
+    ckpt_path = Path(cfg.ckpt_path).expanduser()
+    split, mode, export_format = cfg.eval.split, cfg.eval.mode, cfg.export.format
+    if split not in ("val", "test"):
+        raise UserError(f"eval.split={split!r} is not a split eval.py scores; use val or test")
+    train_cfg = training_config(ckpt_path, run_overrides(), EVAL_ONLY_KEYS, mode=mode)
+    run_dir = Path(cfg.paths.output_dir)
+
+    datamodule = build_datamodule(train_cfg)
+    datamodule.setup("validate" if split == "val" else "test")
+    model = build_model(train_cfg, datamodule)
+    check_inference_mode(model, "eval.mode", mode)
+    callbacks = [] if export_format is None else [prediction_writer(export_format, Path(cfg.export.dir), datamodule, model)]
+    trainer = instantiate(train_cfg.trainer, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
+    run = trainer.validate if split == "val" else trainer.test
+    logged = run(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)[0]
+
+    labelled = has_labels(logged, split)
+    metrics = metrics_by_name(logged, split) if labelled else {}
+    metrics.update(split=split, mode=mode, checkpoint=str(ckpt_path.resolve()))
+    if export_format is not None:
+        metrics["export"] = {"format": export_format, "dir": str(Path(cfg.export.dir).resolve())}
+        log.info("Wrote %d %s predictions to %s", callbacks[0].written, export_format, cfg.export.dir)
+    write_json(metrics, run_dir / "metrics.json")
+    if labelled:
+        table = {k: v for k, v in logged.items() if k != f"{split}/loss"}
+        log.info("Evaluation of %s on %s, %s inference (%s)\n%s", ckpt_path, split, mode, run_dir / "metrics.json",
+                 format_metrics_table(table, "metric"))
+    else:
+        log.warning("The %s split has no labels: no scores%s", split,
+                    "" if export_format else " (export.format writes the predictions)")
+    return metrics
 
 
-def training_config(ckpt_path: Path, eval_overrides: list[str]) -> DictConfig:
-    """Compose the training config again: the checkpoint's overrides, then the eval command's own."""
-    snapshot = read_training_snapshot(ckpt_path)
-    base = [o for o in snapshot["overrides"] if override_key(o) not in ("ckpt_path", "debug")]
-    trained_root = snapshot["config"]["data"].get("root")
-    if trained_root is not None:  # the data is where training found it, even if that came from the environment
-        base.append(f"data.root={quote_override_value(trained_root)}")
-    user = [o for o in eval_overrides if override_key(o).split(".")[0] not in EVAL_ONLY_KEYS]
-    cfg = compose_config("train", merge_overrides(base + WHOLE_SPLIT, user))
-    use_trained_class_weights(cfg, snapshot["config"])  # loss.class_weights=auto: the weights training used
-    return cfg
+def has_labels(logged: dict[str, float], split: str) -> bool:
+    """Whether the split had labels: the pixel accuracy (semantic scores) or else the mask AP is a number."""
+    key = f"{split}/aAcc" if f"{split}/aAcc" in logged else f"{split}/mAP"
+    return not math.isnan(logged[key])
 
 
 def metrics_by_name(logged: dict[str, float], split: str) -> dict[str, Any]:
@@ -71,33 +89,21 @@ def metrics_by_name(logged: dict[str, float], split: str) -> dict[str, Any]:
     return metrics
 
 
-def instance_export_callbacks(export: DictConfig | None, model: Any) -> list[InstanceExport]:
-    """The instance export ``export.format`` asks for, for an instance model (semantic exports are not this)."""
-    if export is None or export.get("format") is None or not isinstance(model, InstanceSegmentationModule):
-        return []
-    return [InstanceExport(export.format, Path(export.dir).expanduser())]
-
-
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Score ``cfg.ckpt_path`` on ``cfg.eval.split``; print a per-class table and write ``metrics.json``."""
-    ckpt_path = Path(cfg.ckpt_path).expanduser()
-    split = cfg.eval.split
-    if split not in ("val", "test"):
-        raise UserError(f"eval.split={split!r} is not a split eval.py scores; use val or test")
-    train_cfg = training_config(ckpt_path, run_overrides())
-    run_dir = Path(cfg.paths.output_dir)
-
-    datamodule = build_datamodule(train_cfg)
-    datamodule.setup("validate" if split == "val" else "test")
-    model = build_model(train_cfg, datamodule)
-    callbacks = instance_export_callbacks(cfg.get("export"), model)
-    trainer = instantiate(train_cfg.trainer, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
-    run = trainer.validate if split == "val" else trainer.test
-    logged = run(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)[0]
-
-    metrics = metrics_by_name(logged, split)
-    metrics.update(split=split, mode="whole", checkpoint=str(ckpt_path.resolve()))
-    write_json(metrics, run_dir / "metrics.json")
-    table = {k: v for k, v in logged.items() if k != f"{split}/loss"}
-    log.info("Evaluation of %s on %s (%s)\n%s", ckpt_path, split, run_dir / "metrics.json", format_metrics_table(table, "metric"))
-    return metrics
+def prediction_writer(export_format: str, out_dir: Path, datamodule, model: L.LightningModule) -> L.Callback:
+    """The callback writing the predictions in ``export_format``: the instance formats for instance models, the
+    class-map formats for semantic ones; ``color`` needs the input normalisation to show the images again."""
+    if isinstance(model, InstanceSegmentationModule):
+        if export_format not in INSTANCE_EXPORT_FORMATS:
+            raise UserError(
+                f"export.format={export_format!r} is not an instance prediction format; use one of {list(INSTANCE_EXPORT_FORMATS)}"
+            )
+        return InstancePredictionWriter(export_format, out_dir)
+    if export_format not in EXPORT_FORMATS:
+        raise UserError(f"export.format={export_format!r} is not a prediction format; use one of {list(EXPORT_FORMATS)}")
+    normalize = find_normalize(datamodule.val_transforms)
+    if export_format == "color" and normalize is None:
+        raise UserError(
+            "export.format=color overlays the predictions on the images, but data.val_transforms has no "
+            "seglab.data.transforms.Normalize to undo; use export.format=png"
+        )
+    return PredictionWriter(export_format, out_dir, datamodule.palette, normalize)

@@ -13,7 +13,9 @@ from seglab.builders import build_callbacks, build_datamodule, build_loggers, bu
 from seglab.callbacks import ConfigSnapshot
 from seglab.class_weights import check_class_weights, resolve_auto_class_weights
 from seglab.config import run_overrides
+from seglab.redaction import redact, redact_files, secrets_in
 from seglab.reporting import format_metrics_table, write_json
+from seglab.run_info import describe_run
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Train, then validate the best checkpoint (and test it when ``cfg.test``); return the final metrics.
 
     The run directory (``cfg.paths.output_dir``) receives ``resolved_config.yaml``, ``checkpoints/``, the
-    logs and ``metrics.json`` with the final metrics under their logged names (``val/mIoU``, ...).
+    logs and ``metrics.json`` with the final metrics under their logged names (``val/mIoU``, ...). Secrets
+    (API keys, tokens, passwords) are masked in every file and logger (see :mod:`seglab.redaction`).
     """
     run_dir = Path(cfg.paths.output_dir)
     if cfg.get("seed") is not None:
@@ -34,15 +37,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     class_weights = resolve_auto_class_weights(cfg, datamodule)  # loss.class_weights=auto, before the loss exists
     model = build_model(cfg, datamodule)
     callbacks = build_callbacks(cfg) + [ConfigSnapshot(cfg, run_overrides())]
-    loggers = build_loggers(cfg)
-    if class_weights:
-        for logger in loggers:
-            logger.log_hyperparams(class_weights)
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    redact_files(run_dir.glob(".hydra/*.yaml"), secrets_in(resolved))  # Hydra wrote them as typed
+    (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(redact(resolved)))
 
+    loggers = build_loggers(cfg)
     try:
+        description = {**describe_run(cfg, model), **(class_weights or {})}
+        for logger in loggers:
+            logger.log_hyperparams(description)
+        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
         log.info("Validating %s", best or "the final weights")

@@ -1,7 +1,8 @@
 """Stores the run's resolved config and Hydra overrides in every checkpoint.
 
 ``eval.py ckpt_path=...`` rebuilds the model and data from them, so a checkpoint is enough to evaluate it.
-Only plain containers are stored, so the checkpoint loads with ``torch.load(weights_only=True)``.
+Only plain containers are stored, so the checkpoint loads with ``torch.load(weights_only=True)``; secrets are
+masked (see :mod:`seglab.redaction`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from typing import Any, Sequence
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from seglab.redaction import redact, redact_command_line
+
 CHECKPOINT_KEY = "seglab"
 
 
 class ConfigSnapshot(L.Callback):
     def __init__(self, cfg: DictConfig, overrides: Sequence[str]) -> None:
         self.snapshot = {
-            "config": OmegaConf.to_container(cfg, resolve=True),
-            "overrides": list(overrides),
+            "config": redact(OmegaConf.to_container(cfg, resolve=True)),
+            "overrides": redact_command_line(overrides),
         }
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:

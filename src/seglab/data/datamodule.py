@@ -18,6 +18,7 @@ from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from seglab.data.collate import collate_samples
+from seglab.data.palette import default_palette
 from seglab.errors import UserError
 
 
@@ -39,6 +40,7 @@ class SegmentationDataModule(L.LightningDataModule):
         train_transforms, val_transforms: joint image/mask transforms (see :mod:`seglab.data.transforms`).
         train_split, val_split, test_split: split names passed to ``dataset``; ``test_split=None`` means none.
         crop_size: the training crop [h, w] (the transforms read it; recorded for inference defaults).
+        palette: one RGB colour per class for colour masks and overlays (default: the PASCAL VOC colour map).
         backbone_weights: the backbone weights that suit this dataset (``imagenet`` for natural images, ``None``
             for synthetic data); the model/backbone configs read it.
         root: the dataset root, for messages (the dataset partial receives its own copy).
@@ -66,6 +68,7 @@ class SegmentationDataModule(L.LightningDataModule):
         val_split: str = "val",
         test_split: str | None = None,
         crop_size: Sequence[int] | None = None,
+        palette: Sequence[Sequence[int]] | None = None,
         backbone_weights: str | None = None,
         root: str | None = None,
         thing_ids: Sequence[int] | None = None,
@@ -93,6 +96,9 @@ class SegmentationDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.train_transforms = train_transforms
         self.val_transforms = val_transforms
+        if palette is not None and len(palette) < num_classes:
+            raise UserError(f"data.palette has {len(palette)} colours for {num_classes} classes; give one per class")
+        self.palette = [tuple(colour) for colour in palette] if palette is not None else default_palette(num_classes)
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self.crop_size = list(crop_size) if crop_size is not None else None
         self.backbone_weights = backbone_weights

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
+from torchvision import tv_tensors
 
 from seglab.errors import UserError
 
@@ -35,3 +37,8 @@ def read_label(path: str | Path, rgb: bool = False) -> np.ndarray:
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise UserError(f"cannot read label map {path}: {err}") from None
     return values if values.dtype == np.uint8 else values.astype(np.int32)
+
+
+def image_tensor(image: np.ndarray) -> tv_tensors.Image:
+    """An HxWx3 uint8 array as a 3xHxW ``tv_tensors.Image`` (a copy: decoded arrays may be read-only)."""
+    return tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))

@@ -146,3 +146,22 @@ class Normalize(v2.Compose):
 
     def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
         super().__init__([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))])
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
+
+    def denormalize(self, images: torch.Tensor) -> torch.Tensor:
+        """The inverse: normalised float images ``(..., 3, H, W)`` -> uint8 in [0, 255]."""
+        mean = images.new_tensor(self.mean).view(-1, 1, 1)
+        std = images.new_tensor(self.std).view(-1, 1, 1)
+        return ((images * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def find_normalize(transform: Any) -> Normalize | None:
+    """The :class:`Normalize` step of a transform pipeline (searched through nested ``Compose``), if any."""
+    if isinstance(transform, Normalize):
+        return transform
+    for step in getattr(transform, "transforms", []):
+        found = find_normalize(step)
+        if found is not None:
+            return found
+    return None

@@ -49,10 +49,12 @@ class SegmentationMetrics(Metric):
         return scores_from_confusion_matrix(self.confmat)
 
     def named_scores(self) -> dict[str, torch.Tensor]:
-        """The scalar scores as logged: ``mIoU``, ``mAcc``, ``aAcc``, ``fwIoU`` and ``IoU/<class name>``."""
+        """The scalar scores as logged: ``mIoU``, ``mAcc``, ``aAcc``, ``fwIoU``, ``IoU/<class name>`` and
+        ``Acc/<class name>``."""
         scores = self.compute()
         named = {name: scores[name] for name in ("mIoU", "mAcc", "aAcc", "fwIoU")}
-        named.update({f"IoU/{name}": iou for name, iou in zip(self.class_names, scores["IoU"])})
+        for score in ("IoU", "Acc"):
+            named.update({f"{score}/{name}": value for name, value in zip(self.class_names, scores[score])})
         return named
 
 

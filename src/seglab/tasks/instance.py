@@ -7,7 +7,8 @@ dashboard: ``<stage>/mAP``, ``<stage>/mAP_50``, ``<stage>/mAP_75``, ``<stage>/AP
 
 Predictions are one dict per image, at the image's resolution: ``masks`` (K, H, W) bool, ``labels`` (K,) class
 ids (the semantic class space, as in the data's instance targets) and ``scores`` (K,). ``validation_step`` and
-``test_step`` return ``{"instances": [one prediction per image]}``, so callbacks (exports, visuals) see exactly
+``test_step`` return ``{"instances": [one prediction per image]}`` (and, with a semantic branch,
+``{"masks": {"prediction": semantic maps}}`` as semantic models do), so callbacks (exports, visuals) see exactly
 what was scored.
 """
 
@@ -125,7 +126,10 @@ class InstanceSegmentationModule(L.LightningModule):
         require_instances(batch)
         predictions = self.predict_instances(batch["image"])
         self.update_metrics(metrics, predictions, batch)
-        return {"instances": predictions}
+        outputs: dict[str, Any] = {"instances": predictions}
+        if predictions and "semantic" in predictions[0]:  # a semantic branch: its map, as semantic models return
+            outputs["masks"] = {"prediction": torch.stack([p["semantic"] for p in predictions])}
+        return outputs
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         return self._evaluation_step(batch, self.val_metrics)
@@ -153,6 +157,13 @@ class InstanceSegmentationModule(L.LightningModule):
             self, self.backbone_parameters(), self.optimizer_factory, self.scheduler_factory,
             self.backbone_lr_mult, self.trainer.estimated_stepping_batches,
         )  # fmt: skip
+
+
+def check_inference_mode(model: L.LightningModule, option: str, mode: str) -> None:
+    """Instance models predict whole images: another inference mode (``eval.mode``, ``predict.mode``) is a
+    :class:`UserError` rather than silently ignored."""
+    if isinstance(model, InstanceSegmentationModule) and mode != "whole":
+        raise UserError(f"{option}={mode} applies to semantic models; instance models predict whole images ({option}=whole)")
 
 
 def require_instances(batch: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglab.inference import whole_inference
 from seglab.metrics import SegmentationMetrics
 from seglab.models import Segmentor
 from seglab.optim.setup import optimizers_with_backbone_group
@@ -17,10 +18,11 @@ from seglab.optim.setup import optimizers_with_backbone_group
 class SemanticSegmentationModule(L.LightningModule):
     """Trains a :class:`~seglab.models.Segmentor` and reports confusion-matrix metrics per split.
 
-    Metrics are logged as ``<stage>/mIoU``, ``<stage>/mAcc``, ``<stage>/aAcc``, ``<stage>/fwIoU`` and
-    ``<stage>/IoU/<class name>`` for stage ``val`` and ``test``; the training loss as ``train/loss`` (with an
-    auxiliary head: main loss + ``aux_weight`` x ``train/aux_loss``; the terms of a
-    :class:`~seglab.losses.CombinedLoss` as ``train/loss/<name>``).
+    Metrics are logged as ``<stage>/mIoU``, ``<stage>/mAcc``, ``<stage>/aAcc``, ``<stage>/fwIoU``,
+    ``<stage>/IoU/<class name>`` and ``<stage>/Acc/<class name>`` for stage ``val`` and ``test``; the training
+    loss as ``train/loss`` (with an auxiliary head: main loss + ``aux_weight`` x ``train/aux_loss``; the terms of
+    a :class:`~seglab.losses.CombinedLoss` as ``train/loss/<name>``). Evaluation steps return
+    ``{"masks": {"prediction": labels}}`` for callbacks that show or write them.
 
     Args:
         backbone: encoder module (see :func:`seglab.models.build_backbone`).
@@ -36,6 +38,8 @@ class SemanticSegmentationModule(L.LightningModule):
         classifier_dropout: dropout before the 1x1 classifier.
         aux_weight: weight of an auxiliary FCN head's loss on the stride-16 stage (training only); ``0`` or
             ``None`` builds no auxiliary head.
+        inference: how validation and test compute logits, called as ``inference(net, images)`` (see
+            :mod:`seglab.inference`; default: one pass over the whole image).
     """
 
     def __init__(
@@ -51,9 +55,10 @@ class SemanticSegmentationModule(L.LightningModule):
         backbone_lr_mult: float = 1.0,
         classifier_dropout: float = 0.1,
         aux_weight: float | None = None,
+        inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler", "inference"])
         self.net = Segmentor(backbone, decoder, num_classes, dropout=classifier_dropout, aux_head=bool(aux_weight))
         self.aux_weight = aux_weight or 0.0
         self.loss = loss
@@ -62,6 +67,7 @@ class SemanticSegmentationModule(L.LightningModule):
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.ignore_index = ignore_index
         self.backbone_lr_mult = backbone_lr_mult
+        self.inference = inference or whole_inference
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
         self.test_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
 
@@ -82,19 +88,22 @@ class SemanticSegmentationModule(L.LightningModule):
         self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], on_step=True, on_epoch=False)
         return loss
 
-    def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> None:
+    def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> dict[str, Any]:
+        """Update the metrics; return the predicted classes at the label's resolution (for media and writers)."""
         target = batch["mask"].long()
-        logits = self.net(batch["image"])
+        logits = self.inference(self.net, batch["image"])
         if logits.shape[-2:] != target.shape[-2:]:  # score at the label's resolution
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         self.log(f"{stage}/loss", self.loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
-        metrics.update(logits.argmax(dim=1), target)
+        preds = logits.argmax(dim=1)
+        metrics.update(preds, target)
+        return {"masks": {"prediction": preds}}
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluation_step(batch, self.val_metrics, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._evaluation_step(batch, self.val_metrics, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluation_step(batch, self.test_metrics, "test")
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self._evaluation_step(batch, self.test_metrics, "test")
 
     def _log_scores(self, metrics: SegmentationMetrics, stage: str) -> None:
         values = {f"{stage}/{name}": value for name, value in metrics.named_scores().items()}  # synced by torchmetrics

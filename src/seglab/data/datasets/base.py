@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from seglab.data.instances import tidy_instances
-from seglab.data.io import read_image, read_label
+from seglab.data.io import image_tensor, read_image, read_label
 from seglab.data.labels import LabelMapper
 from seglab.errors import UserError
 
@@ -65,7 +65,7 @@ def make_sample(image: np.ndarray, mask: np.ndarray, image_path: Path, label_pat
             f"{mask.shape[1]}x{mask.shape[0]} (width x height); they must match pixel for pixel"
         )
     return {
-        "image": tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))),
+        "image": image_tensor(image),
         "mask": tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(mask))),
     }
 

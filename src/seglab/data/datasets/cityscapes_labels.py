@@ -73,6 +73,11 @@ def id_to_train_id_lut() -> np.ndarray:
     return lut
 
 
+def train_id_palette() -> list[tuple[int, int, int]]:
+    """The official colour of each train id, in train-id order."""
+    return [label.color for label in TRAIN_LABELS]
+
+
 def train_id_to_id_lut() -> np.ndarray:
     """A 256-entry lookup table: train id -> label id (for exporting predictions); 255 -> 0 (unlabeled)."""
     lut = np.zeros(256, dtype=np.uint8)

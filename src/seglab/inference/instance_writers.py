@@ -1,4 +1,5 @@
-"""Instance predictions in benchmark formats: COCO results json and the Cityscapes instance-level format.
+"""Writing instance predictions in benchmark formats (``export.format`` of eval.py for instance models): COCO
+results json and the Cityscapes instance-level format.
 
 - COCO (``cocoapi`` ``loadRes`` / ``COCOeval(iouType="segm")``): a list of ``{"image_id", "category_id",
   "segmentation": RLE, "score"}`` with the dataset's own image and category ids.
@@ -17,21 +18,23 @@ import torch
 from PIL import Image
 from pycocotools import mask as coco_mask
 
+INSTANCE_EXPORT_FORMATS = ("coco", "cityscapes")
 
-def coco_results(prediction: Mapping[str, torch.Tensor], image_id: int, class_to_category: Mapping[int, int]) -> list[dict[str, Any]]:
-    """The COCO results entries of one image's prediction (``masks``, ``labels``, ``scores``)."""
-    masks = prediction["masks"].detach().cpu().numpy().astype(np.uint8)
+
+def encode_masks(masks: torch.Tensor) -> list[dict[str, Any]]:
+    """Masks (K, H, W) as COCO's compressed RLE, JSON-ready (``{"size": [H, W], "counts": str}``)."""
+    masks = masks.detach().cpu().numpy().astype(np.uint8)
     if not len(masks):
         return []
     rles = coco_mask.encode(np.asfortranarray(masks.transpose(1, 2, 0)))
+    return [{"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")} for rle in rles]
+
+
+def coco_results(prediction: Mapping[str, torch.Tensor], image_id: int, class_to_category: Mapping[int, int]) -> list[dict[str, Any]]:
+    """The COCO results entries of one image's prediction (``masks``, ``labels``, ``scores``)."""
     return [
-        {
-            "image_id": int(image_id),
-            "category_id": int(class_to_category[int(label)]),
-            "segmentation": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")},
-            "score": float(score),
-        }
-        for rle, label, score in zip(rles, prediction["labels"].tolist(), prediction["scores"].tolist())
+        {"image_id": int(image_id), "category_id": int(class_to_category[int(label)]), "segmentation": rle, "score": float(score)}
+        for rle, label, score in zip(encode_masks(prediction["masks"]), prediction["labels"].tolist(), prediction["scores"].tolist())
     ]
 
 

@@ -1,8 +1,8 @@
 """Writes the instance predictions an evaluation scores, in a benchmark's format (``eval.py export.format=...``).
 
-The predictions come from the module's ``validation_step`` / ``test_step`` outputs (``{"instances": [...]}``,
-see :mod:`seglab.tasks.instance`), so the files hold exactly
-what the metrics saw: COCOeval on ``predictions.json`` reproduces the logged mask AP.
+The instance counterpart of :class:`~seglab.callbacks.PredictionWriter`. The predictions come from the module's
+``validation_step`` / ``test_step`` outputs (``{"instances": [...]}``, see :mod:`seglab.tasks.instance`), so the
+files hold exactly what the metrics saw: COCOeval on ``predictions.json`` reproduces the logged mask AP.
 """
 
 from __future__ import annotations
@@ -16,39 +16,41 @@ import lightning as L
 from seglab.data.datasets import CityscapesDataset, COCOSegmentation
 from seglab.data.datasets.cityscapes_labels import train_id_to_id_lut
 from seglab.errors import UserError
-from seglab.export.instance_formats import coco_results, write_cityscapes_instances
+from seglab.inference.instance_writers import INSTANCE_EXPORT_FORMATS, coco_results, write_cityscapes_instances
 
-INSTANCE_FORMATS = ("coco", "cityscapes")
+# The dataset whose ids each format writes.
+FORMAT_DATASETS = {"coco": COCOSegmentation, "cityscapes": CityscapesDataset}
 
 
-class InstanceExport(L.Callback):
-    """Export the predictions of ``trainer.validate`` / ``trainer.test`` to ``directory``.
+class InstancePredictionWriter(L.Callback):
+    """Writes the predictions of ``trainer.validate`` / ``trainer.test`` under ``out_dir`` in ``export_format``.
 
     Args:
-        format: ``coco`` (``<directory>/predictions.json``, COCO results with the dataset's image and category
+        export_format: ``coco`` (``<out_dir>/predictions.json``, COCO results with the dataset's image and category
             ids; needs ``data=coco``) or ``cityscapes`` (the official instance format: ``<name>.txt`` + binary
-            mask PNGs; needs ``data=cityscapes``).
-        directory: the output folder (created).
+            mask PNGs; needs ``data=cityscapes``), see :mod:`seglab.inference.instance_writers`.
+        out_dir: the output folder (created).
     """
 
-    def __init__(self, format: str, directory: str | Path) -> None:
-        if format not in INSTANCE_FORMATS:
-            raise UserError(f"export.format={format!r} is not an instance export; use one of {', '.join(INSTANCE_FORMATS)}")
-        self.format = format
-        self.directory = Path(directory)
+    def __init__(self, export_format: str, out_dir: str | Path) -> None:
+        if export_format not in INSTANCE_EXPORT_FORMATS:
+            raise ValueError(f"unknown instance format {export_format!r}; expected one of {INSTANCE_EXPORT_FORMATS}")
+        self.export_format = export_format
+        self.out_dir = Path(out_dir)
         self.results: list[dict[str, Any]] = []
+        self.written = 0
 
     def _start(self, trainer: L.Trainer, stage: str) -> None:
         dataset = trainer.datamodule.datasets[stage]
-        needed = {"coco": COCOSegmentation, "cityscapes": CityscapesDataset}[self.format]
+        needed = FORMAT_DATASETS[self.export_format]
         if not isinstance(dataset, needed):
             raise UserError(
-                f"export.format={self.format} writes {needed.__name__} ids, but the {stage} split is a "
-                f"{type(dataset).__name__}; use it with data={self.format}"
+                f"export.format={self.export_format} writes {needed.__name__} ids, but the {stage} split is a "
+                f"{type(dataset).__name__}; use it with data={self.export_format}"
             )
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         self.results = []
-        if self.format == "coco":
+        if self.export_format == "coco":
             self.image_ids = {Path(info["file_name"]).stem: image_id for image_id, info in dataset.coco.imgs.items()}
             self.class_to_category = dataset.class_to_category
         else:
@@ -56,14 +58,15 @@ class InstanceExport(L.Callback):
 
     def _write(self, outputs: dict[str, Any], names: list[str]) -> None:
         for prediction, name in zip(outputs["instances"], names):
-            if self.format == "coco":
+            if self.export_format == "coco":
                 self.results += coco_results(prediction, self.image_ids[name], self.class_to_category)
             else:
-                write_cityscapes_instances(prediction, name, self.directory, self.label_ids)
+                write_cityscapes_instances(prediction, name, self.out_dir, self.label_ids)
+            self.written += 1
 
     def _finish(self) -> None:
-        if self.format == "coco":
-            (self.directory / "predictions.json").write_text(json.dumps(self.results))
+        if self.export_format == "coco":
+            (self.out_dir / "predictions.json").write_text(json.dumps(self.results))
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start(trainer, "val")

@@ -1,0 +1,74 @@
+"""Rebuilding a trained model from its checkpoint alone (eval.py, predict.py, ``python -m seglab.export``).
+
+:class:`~seglab.callbacks.ConfigSnapshot` stores the training run's config and overrides in every checkpoint;
+the training config is composed again from those overrides, then the command's own overrides on top.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+from omegaconf import DictConfig
+
+from seglab.builders import build_datamodule, build_model
+from seglab.callbacks.config_snapshot import CHECKPOINT_KEY
+from seglab.class_weights import use_trained_class_weights
+from seglab.config import compose_config, merge_overrides, override_key, quote_override_value
+from seglab.errors import UserError
+
+# A rebuilt run sees the whole split, whatever debug settings the training run had, and never downloads weights.
+RESTORE_OVERRIDES = [
+    "++trainer.fast_dev_run=false",
+    "++trainer.limit_val_batches=1.0",
+    "++trainer.limit_test_batches=1.0",
+    "model.backbone.weights=null",  # the checkpoint holds the weights: never download
+]
+
+
+def read_checkpoint(ckpt_path: Path) -> dict[str, Any]:
+    """The checkpoint's contents (memory-mapped); a clear error for a missing file or a foreign checkpoint."""
+    if not ckpt_path.is_file():
+        raise UserError(f"ckpt_path={ckpt_path} does not exist; give the path of a .ckpt file from a run's checkpoints/")
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    if CHECKPOINT_KEY not in checkpoint:
+        raise UserError(f"{ckpt_path} was not written by seglab's train.py: it holds no training config")
+    return checkpoint
+
+
+def training_config(
+    ckpt_path: Path, command_overrides: Sequence[str], command_keys: Sequence[str], mode: str | None = None
+) -> DictConfig:
+    """Compose the training config again: the checkpoint's overrides, then the command's own.
+
+    Args:
+        ckpt_path: a checkpoint written by train.py.
+        command_overrides: the command line of eval.py / predict.py / export (see :func:`seglab.config.run_overrides`).
+        command_keys: top-level keys of the command's own config, which are not part of the training config.
+        mode: an option of the ``inference`` config group (``whole``, ``slide``, ``tta``) to use instead of the
+            training run's (``eval.mode``, ``predict.mode``); it must agree with an ``inference=...`` override.
+    """
+    snapshot = read_checkpoint(ckpt_path)[CHECKPOINT_KEY]
+    base = [o for o in snapshot["overrides"] if override_key(o) not in ("ckpt_path", "debug")]
+    trained_root = snapshot["config"]["data"].get("root")
+    if trained_root is not None:  # the data is where training found it, even if that came from the environment
+        base.append(f"data.root={quote_override_value(trained_root)}")
+    user = [o for o in command_overrides if override_key(o).split(".")[0] not in command_keys]
+    chosen = [o.split("=", 1)[1] for o in user if override_key(o) == "inference"]
+    if mode is not None and chosen and chosen[-1] != mode:
+        raise UserError(f"the inference mode {mode!r} and inference={chosen[-1]} disagree; give the mode once")
+    if mode is not None and not chosen:
+        user.insert(0, f"inference={mode}")
+    cfg = compose_config("train", merge_overrides(base + RESTORE_OVERRIDES, user))
+    use_trained_class_weights(cfg, snapshot["config"])  # loss.class_weights=auto: the weights training used
+    return cfg
+
+
+def load_trained_model(ckpt_path: Path, train_cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
+    """The data module (not set up: no data is read) and the model with the checkpoint's weights, in eval mode."""
+    datamodule = build_datamodule(train_cfg)
+    model = build_model(train_cfg, datamodule)
+    model.load_state_dict(read_checkpoint(ckpt_path)["state_dict"])
+    return datamodule, model.eval()
