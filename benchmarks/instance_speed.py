@@ -26,7 +26,9 @@ from seglab.models.instance.panoptic_targets import panoptic_targets
 
 
 def training_step_seconds(preset: str, steps: int) -> float:
-    cfg = compose_config("train", [f"model={preset}", "model.backbone.weights=null"])
+    cfg = compose_config(
+        "train", [f"model={preset}", "model/backbone=resnet18", "model.backbone.weights=null", "data.dataset.image_size=[64,64]", "data.batch_size=8"]
+    )
     datamodule = instantiate(cfg.data, _convert_="partial")
     datamodule.setup("fit")
     module = instantiate(cfg.model, _convert_="partial")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -114,3 +115,43 @@ def test_mask_rcnn_needs_the_undilated_pyramid():
         from seglab.models.instance import FPNBackbone
 
         FPNBackbone(build_backbone("resnet18", output_stride=16))
+
+
+def test_predict_writes_each_images_instances_as_overlay_and_json(panoptic_run, tmp_path, monkeypatch):
+    from PIL import Image
+    from pycocotools import mask as coco_mask
+
+    from seglab.data.datasets import SyntheticShapes
+    from seglab.predict import predict
+    from seglab.tasks import PanopticDeepLabModule
+    from tests.test_instance_overlay import brightness_instances
+
+    run_dir, _ = panoptic_run
+    Image.fromarray(SyntheticShapes("test", lengths={"test": 1}, image_size=(40, 56)).generate(0)[0]).save(tmp_path / "shapes.png")
+    # The two-step model may find nothing: a stand-in that always finds the image's bright red pixels.
+    inputs = []
+    monkeypatch.setattr(PanopticDeepLabModule, "predict_instances", lambda self, images: inputs.append(images) or brightness_instances(images))
+    options = [f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", f"input={tmp_path / 'shapes.png'}", f"output_dir={tmp_path / 'out'}"]
+    written = predict(make_cfg(tmp_path, *options, config_name="predict"))
+    assert [p.name for p in written] == ["shapes_instances.png", "shapes_instances.json"]
+    found = json.loads(written[1].read_text())["instances"]
+    assert [(f["class"], f["class_id"], f["score"]) for f in found] == [("disk", 1, pytest.approx(0.8))]
+    expected = brightness_instances(inputs[0])[0]["masks"][0].numpy()
+    assert np.array_equal(coco_mask.decode(found[0]["segmentation"]).astype(bool), expected)
+    overlay = np.asarray(Image.open(written[0]))
+    assert overlay.shape == (40, 56, 3) and not np.array_equal(overlay, np.asarray(Image.open(tmp_path / "shapes.png")))
+
+    with pytest.raises(UserError, match="predict.mode=slide applies to semantic models"):
+        predict(make_cfg(tmp_path, *options, "predict.mode=slide", config_name="predict"))
+
+
+def test_semantic_options_are_one_clear_error_for_an_instance_model(panoptic_run, tmp_path):
+    from seglab.export import export_model
+
+    checkpoint = panoptic_run[0] / "checkpoints" / "best.ckpt"
+    with pytest.raises(UserError, match="holds an instance model"):
+        export_model(make_cfg(tmp_path, f"ckpt_path={checkpoint}", "format=torchscript", config_name="export"))
+    with pytest.raises(UserError, match="export.format='png' is not an instance prediction format"):
+        evaluate(make_cfg(tmp_path, f"ckpt_path={checkpoint}", "export.format=png", config_name="eval"))
+    with pytest.raises(UserError, match="eval.mode=slide applies to semantic models"):
+        evaluate(make_cfg(tmp_path, f"ckpt_path={checkpoint}", "eval.mode=slide", config_name="eval"))
