@@ -155,3 +155,14 @@ def test_semantic_options_are_one_clear_error_for_an_instance_model(panoptic_run
         evaluate(make_cfg(tmp_path, f"ckpt_path={checkpoint}", "export.format=png", config_name="eval"))
     with pytest.raises(UserError, match="eval.mode=slide applies to semantic models"):
         evaluate(make_cfg(tmp_path, f"ckpt_path={checkpoint}", "eval.mode=slide", config_name="eval"))
+
+
+@pytest.mark.parametrize(("preset", "data", "things"), [("panoptic_deeplab", "cityscapes", 8), ("maskrcnn", "coco", 80)])
+def test_the_real_dataset_commands_build_their_model(preset, data, things):
+    """``python train.py model=panoptic_deeplab data=cityscapes`` and ``model=maskrcnn data=coco``, up to the data."""
+    from seglab.builders import instantiate_part
+
+    cfg = compose_config("train", [f"model={preset}", f"data={data}", "model.backbone.weights=null"])
+    assert cfg.data.return_instances is True and cfg.optimized_metric == cfg.model.monitor
+    module = instantiate_part(cfg.model)
+    assert len(module.thing_ids) == things and module.num_classes == cfg.data.num_classes
