@@ -19,6 +19,7 @@ from seglab.config import compose_config
 from seglab.data.datasets import CityscapesDataset, COCOSegmentation
 from seglab.data.datasets.cityscapes_labels import train_id_to_id_lut
 from seglab.data.datasets.coco import load_coco
+from seglab.errors import UserError
 from seglab.evaluate import evaluate
 from seglab.inference.instance_writers import coco_results, write_cityscapes_instances
 from seglab.metrics.instance import MaskAveragePrecision
@@ -178,6 +179,13 @@ def test_eval_exports_coco_results_that_cocoeval_scores_as_logged(coco_checkpoin
     assert 0.0 < written_metrics["mAP"] < 1.0
     assert written_metrics["mAP"] == pytest.approx(theirs.stats[0], abs=1e-4) == metrics["mAP"]
     assert written_metrics["AP"]["toothbrush"] == pytest.approx(theirs.eval["precision"][:, :, -1, 0, 2].mean(), abs=1e-4)
+
+
+def test_coco_export_of_padded_batches_is_one_clear_error(coco_checkpoint, tmp_path):
+    """The two val images differ in size: a batch of both pads one, and its padding would count in the scores."""
+    _, _, checkpoint = coco_checkpoint
+    with pytest.raises(UserError, match="evaluate with data.val_batch_size=1"):
+        evaluate(make_cfg(tmp_path, f"ckpt_path={checkpoint}", "export.format=coco", "data.val_batch_size=2", config_name="eval"))
 
 
 def official_instance_evaluation(ground_truth: list[Path], predictions: list[Path], work: Path, monkeypatch) -> dict:

@@ -52,6 +52,7 @@ class InstancePredictionWriter(L.Callback):
         self.results = []
         if self.export_format == "coco":
             self.image_ids = {Path(info["file_name"]).stem: image_id for image_id, info in dataset.coco.imgs.items()}
+            self.image_sizes = {image_id: (info["height"], info["width"]) for image_id, info in dataset.coco.imgs.items()}
             self.class_to_category = dataset.class_to_category
         else:
             self.label_ids = train_id_to_id_lut()
@@ -59,7 +60,14 @@ class InstancePredictionWriter(L.Callback):
     def _write(self, outputs: dict[str, Any], names: list[str]) -> None:
         for prediction, name in zip(outputs["instances"], names):
             if self.export_format == "coco":
-                self.results += coco_results(prediction, self.image_ids[name], self.class_to_category)
+                image_id = self.image_ids[name]
+                if tuple(prediction["masks"].shape[-2:]) != self.image_sizes[image_id]:
+                    raise UserError(
+                        f"export.format=coco: {name} was predicted at {tuple(prediction['masks'].shape[-2:])}, not its "
+                        f"annotated size {self.image_sizes[image_id]} (a batch pads images of different sizes, and "
+                        "the padding would count in the scores); evaluate with data.val_batch_size=1"
+                    )
+                self.results += coco_results(prediction, image_id, self.class_to_category)
             else:
                 write_cityscapes_instances(prediction, name, self.out_dir, self.label_ids)
             self.written += 1
