@@ -6,8 +6,7 @@ slider shows how the predictions evolve. Their predictions are taken from the va
 task's evaluation step returns ``{"masks": {name: labels}}``); only samples the main process did not see
 (other DDP ranks, datasets without sample names) cost an extra forward pass. With one small figure per
 validation, on the main process only, the media cost little; nothing is done when no active logger shows media
-(CSV). Other tasks add overlays by returning more named masks (e.g. ``"instances"``, with its own labels in
-:attr:`MaskedImage.mask_labels`) and overriding :meth:`ValidationMedia.predicted_masks` to match.
+(CSV).
 
 Instance models (evaluation steps returning ``{"instances": [...]}``, see :mod:`seglab.tasks.instance`) also get
 ``val/instances/<k>``: each fixed image with its predicted instances in their own colours, boxed and captioned
@@ -34,7 +33,8 @@ TABLE_COLUMNS = ["class", "IoU", "Acc", "GT pixels", "predicted pixels"]
 
 class ValidationMedia(L.Callback):
     """Logs ``val/per_class`` (table), ``val/confusion_matrix`` (image) and ``val/samples`` (images with
-    ``ground_truth`` and ``prediction`` masks) to every logger that shows media, once per validation.
+    ``ground_truth`` and ``prediction`` masks; instance models also ``val/instances/<k>``) to every logger that
+    shows media, once per validation.
 
     Args:
         num_images: how many validation images to show (0: none).
