@@ -252,3 +252,20 @@ def test_losses_follow_the_module_to_another_dtype_and_keep_weights_out_of_check
 def test_a_loss_built_without_train_refuses_unresolved_auto_weights():
     with raises_user_error("'auto' is turned into numbers by train"):
         instantiate(compose_config("train", ["loss=focal", "loss.class_weights=auto"]).loss)
+
+
+@pytest.mark.parametrize(("option", "overrides"), [("ce", []), ("ohem_topk_ce", ["loss.top_k_percent=1.0"]), ("focal", [])])
+def test_pixel_weights_count_a_pixel_that_many_times(option, overrides):
+    """Panoptic-DeepLab weighs the pixels of small instances up: weight 3 counts a pixel as three copies of it
+    (OHEM keeping every pixel, so that the copies do not change which pixels are kept)."""
+    loss_fn = build_loss(option, *overrides)
+    target = labels(ignored=0.0)
+    logits = random_logits(target)
+    weights = torch.ones(target.shape)
+    weights[0, :4] = 3.0
+    # The same pixels as one long image, the weighted ones appended twice more.
+    copied_target = torch.cat([target.flatten(), target[0, :4].flatten().repeat(2)])[None, :, None]
+    pixels = logits.permute(1, 0, 2, 3).flatten(1)
+    copied_logits = torch.cat([pixels, logits[0, :, :4].flatten(1).repeat(1, 2)], dim=1)[None, :, :, None]
+    assert loss_fn(logits, target, weights=weights).item() == pytest.approx(loss_fn(copied_logits, copied_target).item(), rel=1e-5)
+    assert loss_fn(logits, target, weights=torch.ones(target.shape)).item() == pytest.approx(loss_fn(logits, target).item())

@@ -7,19 +7,22 @@ import math
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 from omegaconf import DictConfig
 
 from seglab.builders import build_model, build_trainer
-from seglab.callbacks import PredictionWriter
+from seglab.callbacks import InstancePredictionWriter, PredictionWriter
 from seglab.checkpoint import training_config
 from seglab.config import run_overrides
 from seglab.data.transforms import find_normalize
 from seglab.distributed import prepare_process, release_ddp_children
 from seglab.errors import UserError
+from seglab.inference.instance_writers import INSTANCE_EXPORT_FORMATS
 from seglab.inference.writers import EXPORT_FORMATS
 from seglab.out_of_memory import explain_out_of_memory
 from seglab.preflight import preflight
 from seglab.reporting import format_metrics_table, write_json
+from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +34,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score ``cfg.ckpt_path`` on ``cfg.eval.split`` with inference mode ``cfg.eval.mode``; print a per-class
     table, write ``metrics.json`` and, with ``cfg.export.format``, the predictions.
 
-    A split without labelled pixels (Cityscapes test) gets predictions only: ``metrics.json`` then holds no scores.
+    A split without labels (Cityscapes test) gets predictions only: ``metrics.json`` then holds no scores.
     """
     ckpt_path = Path(cfg.ckpt_path).expanduser()
-    split, mode = cfg.eval.split, cfg.eval.mode
+    split, mode, export_format = cfg.eval.split, cfg.eval.mode, cfg.export.format
     if split not in ("val", "test"):
         raise UserError(f"eval.split={split!r} is not a split eval.py scores; use val or test")
-    export_format = cfg.export.format
-    if export_format is not None and export_format not in EXPORT_FORMATS:
-        raise UserError(f"export.format={export_format!r} is not a prediction format; use one of {list(EXPORT_FORMATS)}")
     train_cfg = training_config(ckpt_path, run_overrides(), EVAL_ONLY_KEYS, mode=mode, trusted=cfg.trusted)
     run_dir = Path(cfg.paths.output_dir)
     prepare_process(train_cfg.trainer)
@@ -47,19 +47,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = preflight(train_cfg)  # before any data is loaded
     datamodule.setup("validate" if split == "val" else "test")
     model = build_model(train_cfg, datamodule)
-    callbacks = [] if export_format is None else [prediction_writer(export_format, Path(cfg.export.dir), datamodule)]
+    check_inference_mode(model, "eval.mode", mode)
+    callbacks = [] if export_format is None else [prediction_writer(export_format, Path(cfg.export.dir), datamodule, model)]
     trainer = build_trainer(train_cfg, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
     run = trainer.validate if split == "val" else trainer.test
     with explain_out_of_memory(train_cfg, training=False):
         logged = run(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)[0]
     release_ddp_children(trainer)
 
-    labelled = not math.isnan(logged[f"{split}/aAcc"])  # aAcc is NaN only when no pixel has a label
-    metrics: dict[str, Any] = {}
-    if labelled:
-        metrics = {name: logged[f"{split}/{name}"] for name in ("mIoU", "mAcc", "aAcc", "fwIoU")}
-        for score in ("IoU", "Acc"):
-            metrics[score] = {name: logged[f"{split}/{score}/{name}"] for name in datamodule.class_names}
+    labelled = has_labels(logged, split)
+    metrics = metrics_by_name(logged, split) if labelled else {}
     metrics.update(split=split, mode=mode, checkpoint=str(ckpt_path.resolve()))
     if export_format is not None:
         metrics["export"] = {"format": export_format, "dir": str(Path(cfg.export.dir).resolve())}
@@ -71,13 +68,44 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         log.info("Evaluation of %s on %s, %s inference (%s)\n%s", ckpt_path, split, mode, run_dir / "metrics.json",
                  format_metrics_table(table, "metric"))
     else:
-        log.warning("The %s split has no labelled pixels: no scores%s", split,
-                    "" if export_format else " (export.format=cityscapes|png|color writes the predictions)")
+        log.warning("The %s split has no labels: no scores%s", split,
+                    "" if export_format else " (export.format writes the predictions)")
     return metrics
 
 
-def prediction_writer(export_format: str, out_dir: Path, datamodule) -> PredictionWriter:
-    """The callback writing predictions; ``color`` needs the input normalisation to show the images again."""
+def has_labels(logged: dict[str, float], split: str) -> bool:
+    """Whether the split had labels: the pixel accuracy (semantic scores) or else the mask AP is a number."""
+    key = f"{split}/aAcc" if f"{split}/aAcc" in logged else f"{split}/mAP"
+    return not math.isnan(logged[key])
+
+
+def metrics_by_name(logged: dict[str, float], split: str) -> dict[str, Any]:
+    """Logged ``<split>/<name>`` values as ``{name: value}``, per-class ones grouped (``{"IoU": {class: value}}``,
+    ``{"AP": {...}}``); the loss is left out."""
+    metrics: dict[str, Any] = {}
+    for key, value in logged.items():
+        name = key.removeprefix(f"{split}/")
+        if name == "loss":
+            continue
+        if "/" in name:
+            group, class_name = name.split("/", 1)
+            metrics.setdefault(group, {})[class_name] = value
+        else:
+            metrics[name] = value
+    return metrics
+
+
+def prediction_writer(export_format: str, out_dir: Path, datamodule, model: L.LightningModule) -> L.Callback:
+    """The callback writing the predictions in ``export_format``: the instance formats for instance models, the
+    class-map formats for semantic ones; ``color`` needs the input normalisation to show the images again."""
+    if isinstance(model, InstanceSegmentationModule):
+        if export_format not in INSTANCE_EXPORT_FORMATS:
+            raise UserError(
+                f"export.format={export_format!r} is not an instance prediction format; use one of {list(INSTANCE_EXPORT_FORMATS)}"
+            )
+        return InstancePredictionWriter(export_format, out_dir)
+    if export_format not in EXPORT_FORMATS:
+        raise UserError(f"export.format={export_format!r} is not a prediction format; use one of {list(EXPORT_FORMATS)}")
     normalize = find_normalize(datamodule.val_transforms)
     if export_format == "color" and normalize is None:
         raise UserError(

@@ -22,6 +22,7 @@ from seglab.checkpoint import load_trained_model, training_config
 from seglab.config import CONFIG_DIR, run_overrides
 from seglab.data.transforms import find_normalize
 from seglab.errors import UserError, exit_on_user_error
+from seglab.tasks.instance import InstanceSegmentationModule
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ def export_model(cfg: DictConfig) -> Path:
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     train_cfg = training_config(ckpt_path, run_overrides(), EXPORT_ONLY_KEYS, trusted=cfg.trusted)
     datamodule, module = load_trained_model(ckpt_path, train_cfg)
+    if isinstance(module, InstanceSegmentationModule):
+        raise UserError(f"{ckpt_path} holds an instance model; model export covers the semantic models (logits out)")
     normalize = find_normalize(datamodule.val_transforms)
     if normalize is None:
         raise UserError(

@@ -1,4 +1,5 @@
-"""``predict(cfg)``: segment arbitrary images (a file, a folder or a glob) with a trained checkpoint."""
+"""``predict(cfg)``: segment arbitrary images (a file, a folder or a glob) with a trained checkpoint; instance
+models also find the objects in them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from PIL import Image
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -17,7 +19,11 @@ from seglab.checkpoint import load_trained_model, training_config
 from seglab.config import run_overrides
 from seglab.data.io import image_tensor, read_image
 from seglab.errors import UserError
+from seglab.inference.instance_writers import encode_masks
 from seglab.inference.writers import save_classes, save_color
+from seglab.instance_overlay import draw_instances
+from seglab.reporting import write_json
+from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +54,39 @@ def find_inputs(pattern: str) -> list[Path]:
     return images
 
 
-@torch.inference_mode()
-def segment(image: np.ndarray, model: Any, transforms: Callable | None, device: torch.device) -> np.ndarray:
-    """Class indices (HxW uint8) of an HxWx3 uint8 image, with the model's inference mode and input transforms."""
+def model_input(image: np.ndarray, transforms: Callable | None, device: torch.device) -> torch.Tensor:
+    """An HxWx3 uint8 image as the model's input batch (1x3xHxW) after the data's input transforms."""
     sample = {"image": image_tensor(image)}
     if transforms is not None:
         sample = transforms(sample)
-    logits = model.inference(model.net, sample["image"].unsqueeze(0).to(device))
+    return sample["image"].unsqueeze(0).to(device)
+
+
+@torch.inference_mode()
+def segment(image: np.ndarray, model: Any, transforms: Callable | None, device: torch.device) -> np.ndarray:
+    """Class indices (HxW uint8) of an HxWx3 uint8 image, with the model's inference mode and input transforms."""
+    logits = model.inference(model.net, model_input(image, transforms, device))
     return logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
+
+
+@torch.inference_mode()
+def find_instances(image: np.ndarray, model: InstanceSegmentationModule, transforms: Callable | None, device: torch.device) -> dict[str, torch.Tensor]:
+    """An instance model's prediction for an HxWx3 uint8 image (``masks``, ``labels``, ``scores``, on the CPU)."""
+    return {key: value.cpu() for key, value in model(model_input(image, transforms, device))[0].items()}
+
+
+def write_instances(prediction: dict[str, torch.Tensor], image: np.ndarray, class_names: list[str], out_dir: Path, stem: str) -> list[Path]:
+    """``<stem>_instances.png`` (each instance in its own colour, captioned ``<class> <score>``) and
+    ``<stem>_instances.json`` (per instance: ``class``, ``class_id``, ``score`` and the mask as COCO RLE)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    picture = out_dir / f"{stem}_instances.png"
+    Image.fromarray(draw_instances(image, prediction, class_names)).save(picture)
+    labels, scores = prediction["labels"].tolist(), prediction["scores"].tolist()
+    found = [
+        {"class": class_names[label], "class_id": label, "score": score, "segmentation": rle}
+        for label, score, rle in zip(labels, scores, encode_masks(prediction["masks"]))
+    ]
+    return [picture, write_json({"instances": found}, out_dir / f"{stem}_instances.json")]
 
 
 def choose_device(name: str) -> torch.device:
@@ -69,7 +100,8 @@ def choose_device(name: str) -> torch.device:
 
 
 def predict(cfg: DictConfig) -> list[Path]:
-    """Write ``<stem>_mask.png`` and ``<stem>_color.png`` for every input image; return the files written.
+    """Write ``<stem>_mask.png`` and ``<stem>_color.png`` for every input image (instance models:
+    ``<stem>_instances.png`` and ``<stem>_instances.json``, see :func:`write_instances`); return the files written.
 
     Every readable image is segmented; unreadable ones are reported by name, and a :class:`UserError` listing
     them is raised at the end (so the exit code says whether any failed).
@@ -80,6 +112,7 @@ def predict(cfg: DictConfig) -> list[Path]:
         ckpt_path, run_overrides(), PREDICT_ONLY_KEYS, mode=cfg.predict.mode, trusted=cfg.trusted
     )
     datamodule, model = load_trained_model(ckpt_path, train_cfg)
+    check_inference_mode(model, "predict.mode", cfg.predict.mode)
     device = choose_device(cfg.predict.device)
     model.to(device)
     out_dir = Path(cfg.output_dir)
@@ -93,6 +126,10 @@ def predict(cfg: DictConfig) -> list[Path]:
             except UserError as err:
                 log.error("%s", err)
                 failed.append(path)
+                continue
+            if isinstance(model, InstanceSegmentationModule):
+                prediction = find_instances(image, model, datamodule.val_transforms, device)
+                written += write_instances(prediction, image, model.class_names, out_dir, path.stem)
                 continue
             classes = segment(image, model, datamodule.val_transforms, device)
             written.append(save_classes(classes, out_dir / f"{path.stem}_mask.png"))

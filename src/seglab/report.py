@@ -37,6 +37,8 @@ def model_report(cfg: DictConfig) -> dict[str, Any]:
     if len(input_size) != 2 or min(input_size) < 1:
         raise UserError(f"input_size={cfg.input_size} should be [height, width] in pixels, e.g. input_size=[512,1024]")
     net: Segmentor = instantiate_part(cfg.model).net
+    if not isinstance(net, Segmentor):
+        raise UserError(f"the model report covers the semantic presets; {type(net).__name__} is not one of them")
     report: dict[str, Any] = {
         "backbone": cfg.model.backbone.name,
         "weights": cfg.model.backbone.weights,

@@ -25,20 +25,21 @@ def _nan_to_none(value):
 
 
 def format_metrics_table(metrics: Mapping[str, float], title: str) -> str:
-    """A plain-text table: summary metrics first, then one row per class with its IoU and accuracy
-    (from ``<stage>/IoU/<class>`` and ``<stage>/Acc/<class>`` entries)."""
+    """A plain-text table: summary metrics first, then one row per class with a column per per-class score
+    (``<stage>/IoU/<class>``, ``<stage>/Acc/<class>``, ``<stage>/AP/<class>``)."""
     summary = {key: value for key, value in metrics.items() if key.count("/") == 1}
     per_class: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
         parts = key.split("/", 2)
-        if len(parts) == 3 and parts[1] in ("IoU", "Acc"):
+        if len(parts) == 3:
             per_class.setdefault(parts[2], {})[parts[1]] = value
+    columns = list(dict.fromkeys(score for scores in per_class.values() for score in scores))
     width = max([len(key) for key in [*summary, *per_class]] + [len(title), len("class")])
     lines = [title, "-" * (width + 10)]
     lines += [f"{key:<{width}}  {_fmt(value)}" for key, value in summary.items()]
     if per_class:
-        lines += ["", f"{'class':<{width}}  {'IoU':>8}  {'Acc':>8}", "-" * (width + 20)]
-        lines += [f"{name:<{width}}  {_fmt(s.get('IoU'))}  {_fmt(s.get('Acc'))}" for name, s in per_class.items()]
+        lines += ["", f"{'class':<{width}}" + "".join(f"  {c:>8}" for c in columns), "-" * (width + 10 * len(columns))]
+        lines += [f"{name:<{width}}" + "".join(f"  {_fmt(s.get(c))}" for c in columns) for name, s in per_class.items()]
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """Lightning callbacks of the platform."""
 
 from seglab.callbacks.config_snapshot import ConfigSnapshot
+from seglab.callbacks.instance_prediction_writer import InstancePredictionWriter
 from seglab.callbacks.model_checkpoint import ModelCheckpoint
 from seglab.callbacks.nonfinite import NonFiniteLossGuard
 from seglab.callbacks.prediction_writer import PredictionWriter
@@ -10,6 +11,7 @@ from seglab.callbacks.validation_media import ValidationMedia
 
 __all__ = [
     "ConfigSnapshot",
+    "InstancePredictionWriter",
     "ModelCheckpoint",
     "NonFiniteLossGuard",
     "PredictionWriter",

@@ -6,8 +6,11 @@ slider shows how the predictions evolve. Their predictions are taken from the va
 task's evaluation step returns ``{"masks": {name: labels}}``); only samples the main process did not see
 (other DDP ranks, datasets without sample names) cost an extra forward pass. With one small figure per
 validation, on the main process only, the media cost little; nothing is done when no active logger shows media
-(CSV). Other tasks add overlays by returning more named masks (e.g. ``"instances"``, with its own labels in
-:attr:`MaskedImage.mask_labels`) and overriding :meth:`ValidationMedia.predicted_masks` to match.
+(CSV).
+
+Instance models (evaluation steps returning ``{"instances": [...]}``, see :mod:`seglab.tasks.instance`) also get
+``val/instances/<k>``: each fixed image with its predicted instances in their own colours, boxed and captioned
+``<class> <score>`` (:func:`seglab.instance_overlay.draw_instances`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from seglab.instance_overlay import draw_instances
 from seglab.loggers.media import MaskedImage, media_sinks
 from seglab.metrics import SegmentationMetrics, scores_from_confusion_matrix
 from seglab.visualize import confusion_matrix_image, to_display
@@ -29,7 +33,8 @@ TABLE_COLUMNS = ["class", "IoU", "Acc", "GT pixels", "predicted pixels"]
 
 class ValidationMedia(L.Callback):
     """Logs ``val/per_class`` (table), ``val/confusion_matrix`` (image) and ``val/samples`` (images with
-    ``ground_truth`` and ``prediction`` masks) to every logger that shows media, once per validation.
+    ``ground_truth`` and ``prediction`` masks; instance models also ``val/instances/<k>``) to every logger that
+    shows media, once per validation.
 
     Args:
         num_images: how many validation images to show (0: none).
@@ -47,12 +52,13 @@ class ValidationMedia(L.Callback):
         self.sinks: list = []
         self.samples: list[dict[str, Any]] | None = None
         self.seen: dict[str, dict[str, np.ndarray]] = {}  # sample name -> masks predicted in this validation
+        self.seen_instances: dict[str, dict[str, torch.Tensor]] = {}  # sample name -> instance prediction
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.sinks = media_sinks(trainer.loggers)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.seen = {}
+        self.seen, self.seen_instances = {}, {}
         if self.sinks and self.num_images and trainer.is_global_zero and not trainer.sanity_checking:
             self.fixed_samples(trainer)
 
@@ -64,9 +70,12 @@ class ValidationMedia(L.Callback):
             return
         wanted = {sample["name"] for sample in self.samples}
         masks = outputs.get("masks") or {}
+        instances = outputs.get("instances")
         for row, name in enumerate(batch.get("name") or []):
             if name in wanted:
                 self.seen[name] = {key: value[row].detach().cpu().numpy() for key, value in masks.items()}
+                if instances is not None:
+                    self.seen_instances[name] = {key: value.detach().cpu() for key, value in instances[row].items()}
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not self.sinks:
@@ -88,6 +97,9 @@ class ValidationMedia(L.Callback):
             items = self.render_samples(trainer, pl_module)
             for sink in self.sinks:
                 sink.log_masked_images("val/samples", items, names, ignore_index, step)
+            for index, picture in enumerate(self.render_instances(names)):
+                for sink in self.sinks:
+                    sink.log_image(f"val/instances/{index}", picture, step)
 
     @staticmethod
     def _confusion_matrix(pl_module: L.LightningModule) -> torch.Tensor | None:
@@ -132,6 +144,14 @@ class ValidationMedia(L.Callback):
             items.append(self._fit_for_display(MaskedImage(sample["display"], masks, caption=sample["name"])))
         return items
 
+    def render_instances(self, class_names: list[str]) -> list[np.ndarray]:
+        """Each fixed sample with its predicted instances drawn over it, sized for display (none for semantic models)."""
+        return [
+            self._fit_for_display(MaskedImage(draw_instances(sample["display"], self.seen_instances[sample["name"]], class_names))).image
+            for sample in self.samples or []
+            if sample["name"] in self.seen_instances
+        ]
+
     def _predict(self, trainer: L.Trainer, pl_module: L.LightningModule, samples: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
         """Predicted masks of samples the validation pass did not show this process, one forward pass each."""
         was_training = pl_module.training
@@ -141,14 +161,23 @@ class ValidationMedia(L.Callback):
             image = sample["image"].unsqueeze(0).to(pl_module.device)
             with torch.no_grad(), trainer.precision_plugin.forward_context():
                 masks = self.predicted_masks(pl_module, image, sample["mask"].shape)
-            predicted[sample["name"]] = {name: mask[0] for name, mask in masks.items()}
+            predicted[sample["name"]] = {name: mask[0] for name, mask in masks.items() if name != "instances"}
+            if "instances" in masks:
+                self.seen_instances[sample["name"]] = masks["instances"][0]
         pl_module.train(was_training)
         return predicted
 
     def predicted_masks(self, pl_module: L.LightningModule, images: torch.Tensor, size: tuple[int, int]) -> dict[str, np.ndarray]:
         """The model's label maps for a batch of images (Nx3xHxW) at the ground truth's ``size``:
-        ``{"prediction": N x H x W}``. Other tasks add their own maps (e.g. ``"instances"``) here."""
-        logits = pl_module(images)
+        ``{"prediction": N x H x W}``. Other tasks add their own maps here. Instance models return their
+        ``"instances"`` (one prediction dict per image) and, with a semantic branch, its map as the prediction."""
+        outputs = pl_module(images)
+        if isinstance(outputs, list):  # instance predictions, at the image's size
+            masks = {"instances": [{key: value.cpu() for key, value in p.items()} for p in outputs]}
+            if outputs and "semantic" in outputs[0]:
+                masks["prediction"] = torch.stack([p["semantic"] for p in outputs]).cpu().numpy()
+            return masks
+        logits = outputs
         if logits.shape[-2:] != tuple(size):
             logits = F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
         return {"prediction": logits.argmax(dim=1).cpu().numpy()}

@@ -30,12 +30,15 @@ class PixelLoss(nn.Module):
         weight = None if class_weights is None else torch.as_tensor(list(class_weights), dtype=torch.float32)
         self.register_buffer("class_weights", weight, persistent=False)
 
-    def pixel_weights(self, target: torch.Tensor) -> torch.Tensor:
-        """The weight of each pixel's true class (1 without class weights); 0 on ignored pixels."""
+    def pixel_weights(self, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The weight of each pixel's true class (1 without class weights), times the per-pixel ``weights`` when
+        given (e.g. Panoptic-DeepLab's small-instance weights); 0 on ignored pixels."""
         valid = target != self.ignore_index
         if self.class_weights is None:
-            return valid.float()
-        return self.class_weights[torch.where(valid, target, 0)] * valid
+            class_weights = valid.float()
+        else:
+            class_weights = self.class_weights[torch.where(valid, target, 0)] * valid
+        return class_weights if weights is None else class_weights * weights
 
 
 def weighted_mean(losses: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

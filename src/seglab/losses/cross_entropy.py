@@ -36,5 +36,9 @@ class CrossEntropyLoss(PixelLoss):
             reduction="none",
         )
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return weighted_mean(self.pixel_losses(logits, target), self.pixel_weights(target))
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The weighted mean loss; ``weights`` (N, H, W), optional, multiply each pixel's weight."""
+        losses = self.pixel_losses(logits, target)
+        if weights is not None:
+            losses = losses * weights
+        return weighted_mean(losses, self.pixel_weights(target, weights))

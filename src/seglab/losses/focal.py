@@ -35,9 +35,10 @@ class FocalLoss(PixelLoss):
         super().__init__(ignore_index, class_weights)
         self.gamma = gamma
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The weighted mean loss; ``weights`` (N, H, W), optional, multiply each pixel's weight."""
         target = target.long()
-        weights = self.pixel_weights(target)
+        weights = self.pixel_weights(target, weights)
         log_p = F.log_softmax(logits.float(), dim=1)
         log_pt = log_p.gather(1, torch.where(weights > 0, target, 0).unsqueeze(1)).squeeze(1)
         focal = -((1.0 - log_pt.exp()) ** self.gamma) * log_pt

@@ -66,7 +66,9 @@ class OhemCrossEntropyLoss(CrossEntropyLoss):
         num_hard = int((true_class_probs < self.thresh).sum())
         return max(num_hard, min(self.min_kept, num_valid))
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The weighted mean loss of the hardest pixels; ``weights`` (N, H, W), optional, multiply the kept
+        pixels' weights (hardness itself is unweighted)."""
         target = target.long()
         valid = target != self.ignore_index
         if not valid.any():
@@ -74,5 +76,7 @@ class OhemCrossEntropyLoss(CrossEntropyLoss):
         with torch.no_grad():
             nll = F.cross_entropy(logits.float(), torch.where(valid, target, 0), reduction="none")[valid]
             hardest = nll.topk(self.num_kept(torch.exp(-nll)), sorted=False).indices
-        kept_losses = self.pixel_losses(logits, target)[valid][hardest]
-        return weighted_mean(kept_losses, self.pixel_weights(target)[valid][hardest])
+        losses = self.pixel_losses(logits, target)
+        if weights is not None:
+            losses = losses * weights
+        return weighted_mean(losses[valid][hardest], self.pixel_weights(target, weights)[valid][hardest])

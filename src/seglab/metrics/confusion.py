@@ -48,6 +48,15 @@ class SegmentationMetrics(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         return scores_from_confusion_matrix(self.confmat)
 
+    def named_scores(self) -> dict[str, torch.Tensor]:
+        """The scalar scores as logged: ``mIoU``, ``mAcc``, ``aAcc``, ``fwIoU``, ``IoU/<class name>`` and
+        ``Acc/<class name>``."""
+        scores = self.compute()
+        named = {name: scores[name] for name in ("mIoU", "mAcc", "aAcc", "fwIoU")}
+        for score in ("IoU", "Acc"):
+            named.update({f"{score}/{name}": value for name, value in zip(self.class_names, scores[score])})
+        return named
+
 
 def scores_from_confusion_matrix(confmat: torch.Tensor) -> dict[str, torch.Tensor]:
     """Scores of a ``confmat[true, predicted]`` matrix, in float64.

@@ -12,6 +12,7 @@ from torch import nn
 from seglab.inference import whole_inference
 from seglab.metrics import SegmentationMetrics
 from seglab.models import Segmentor
+from seglab.optim.setup import optimizers_with_backbone_group
 
 
 class SemanticSegmentationModule(L.LightningModule):
@@ -130,10 +131,7 @@ class SemanticSegmentationModule(L.LightningModule):
         return self._evaluation_step(batch, self.test_metrics, "test")
 
     def _log_scores(self, metrics: SegmentationMetrics, stage: str) -> None:
-        scores = metrics.compute()  # synced across processes by torchmetrics
-        values = {f"{stage}/{name}": scores[name] for name in ("mIoU", "mAcc", "aAcc", "fwIoU")}
-        for score in ("IoU", "Acc"):
-            values.update({f"{stage}/{score}/{name}": v for name, v in zip(self.class_names, scores[score])})
+        values = {f"{stage}/{name}": value for name, value in metrics.named_scores().items()}  # synced by torchmetrics
         self.log(f"{stage}/mIoU", values.pop(f"{stage}/mIoU").float(), prog_bar=True)
         self.log_dict({key: value.float() for key, value in values.items()})
         metrics.reset()
@@ -145,12 +143,7 @@ class SemanticSegmentationModule(L.LightningModule):
         self._log_scores(self.test_metrics, "test")
 
     def configure_optimizers(self) -> dict[str, Any]:
-        backbone = list(self.net.backbone.parameters())
-        backbone_ids = {id(p) for p in backbone}
-        rest = [p for p in self.parameters() if id(p) not in backbone_ids]
-        optimizer = self.optimizer_factory([{"params": backbone}, {"params": rest}])
-        optimizer.param_groups[0]["lr"] *= self.backbone_lr_mult
-        if self.scheduler_factory is None:
-            return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer, max_steps=self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizers_with_backbone_group(
+            self, self.net.backbone.parameters(), self.optimizer_factory, self.scheduler_factory,
+            self.backbone_lr_mult, self.trainer.estimated_stepping_batches,
+        )  # fmt: skip

@@ -1,0 +1,30 @@
+"""The optimizer and per-iteration schedule every seglab LightningModule returns from ``configure_optimizers``."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+
+def optimizers_with_backbone_group(
+    module: nn.Module,
+    backbone_parameters: Iterable[nn.Parameter],
+    optimizer_factory: Callable[..., torch.optim.Optimizer],
+    scheduler_factory: Callable[..., Any] | None,
+    backbone_lr_mult: float,
+    max_steps: int,
+) -> dict[str, Any]:
+    """Two parameter groups, the backbone's (learning rate x ``backbone_lr_mult``) and the rest of ``module``'s;
+    the scheduler, when there is one, is called as ``scheduler_factory(optimizer, max_steps=...)`` and stepped
+    every iteration."""
+    backbone = list(backbone_parameters)
+    backbone_ids = {id(p) for p in backbone}
+    rest = [p for p in module.parameters() if id(p) not in backbone_ids]
+    optimizer = optimizer_factory([{"params": backbone}, {"params": rest}])
+    optimizer.param_groups[0]["lr"] *= backbone_lr_mult
+    if scheduler_factory is None:
+        return {"optimizer": optimizer}
+    scheduler = scheduler_factory(optimizer, max_steps=max_steps)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
