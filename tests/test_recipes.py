@@ -13,9 +13,10 @@ from hydra.utils import instantiate
 
 from seglab.builders import build_datamodule, build_model
 from seglab.config import compose_config
+from seglab.errors import UserError
 from seglab.train import train
 from tests.cityscapes_tree import write_cityscapes_tree
-from tests.conftest import REPO, make_cfg
+from tests.conftest import REPO, TINY, make_cfg
 from tests.dataset_trees import write_ade20k_tree, write_voc_tree
 
 # Every recipe, found by glob: a new conf/experiment/*.yaml is covered without editing this file.
@@ -110,9 +111,15 @@ def test_iteration_schedule_crosses_epochs_and_poly_spans_it(dataset_roots, tmp_
     assert scheduler.get_last_lr() == pytest.approx([1e-4, 1e-4])
 
 
+def test_endless_run_with_a_schedule_is_refused(tmp_path):
+    cfg = make_cfg(tmp_path, *TINY, "trainer.max_epochs=-1", "trainer.max_steps=-1", "callbacks=none")
+    with pytest.raises(UserError, match="trainer.max_steps"):
+        train(cfg)
+
+
 def test_speed_benchmark_cpu_mode_reports_throughput_memory_and_mfu(tmp_path, monkeypatch, capsys):
     report = tmp_path / "speed.json"
-    args = ["--cpu", "--recipes", "cityscapes_deeplabv3plus_r50", "--size", "32", "32", "--peak-tflops", "1"]
+    args = ["--cpu", "--recipes", "cityscapes_deeplabv3plus_r50", "--size", "32", "32", "--warmup", "0", "--peak-tflops", "1"]
     monkeypatch.setattr(sys, "argv", ["recipe_speed.py", *args, "--json", str(report)])
     runpy.run_path(str(REPO / "benchmarks" / "recipe_speed.py"), run_name="__main__")  # in-process: no new import
     assert "images/s" in capsys.readouterr().out

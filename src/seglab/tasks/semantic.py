@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import lightning as L
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglab.errors import UserError
 from seglab.inference import whole_inference
 from seglab.metrics import SegmentationMetrics
 from seglab.models import Segmentor
@@ -127,5 +129,11 @@ class SemanticSegmentationModule(L.LightningModule):
         optimizer.param_groups[0]["lr"] *= self.backbone_lr_mult
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer, max_steps=self.trainer.estimated_stepping_batches)
+        total_steps = self.trainer.estimated_stepping_batches  # max_steps when max_epochs is null (recipes)
+        if math.isinf(total_steps):
+            raise UserError(
+                "the learning-rate schedule needs the run's length, but trainer.max_epochs=-1 with "
+                "trainer.max_steps=-1 trains without end: set trainer.max_steps (e.g. 80000) or trainer.max_epochs"
+            )
+        scheduler = self.scheduler_factory(optimizer, max_steps=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
