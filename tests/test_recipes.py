@@ -4,6 +4,7 @@ dataset's real layout; their iteration-based schedule runs across epochs and the
 from __future__ import annotations
 
 import json
+import math
 import runpy
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from tests.dataset_trees import write_ade20k_tree, write_voc_tree
 RECIPES = sorted(path.stem for path in (REPO / "conf" / "experiment").glob("*.yaml"))
 TREE_WRITERS = {"cityscapes": write_cityscapes_tree, "voc": write_voc_tree, "ade20k": write_ade20k_tree}
 # One CPU process, a tiny crop, ResNet-18 with random weights: what a recipe needs from the machine, scaled down
-# (the recipe's own backbone is built in test_recipe_settings).
+# (the recipe's own backbone is built in test_semantic_recipe_builds_the_published_model).
 TINY_RUN = [
     "model/backbone=resnet18",
     "data.crop_size=[64,64]",
@@ -73,24 +74,35 @@ def test_recipes_are_found():
     )
 
 
+def is_semantic(recipe: str) -> bool:
+    return compose_config("train", [f"experiment={recipe}"]).model._target_.endswith("SemanticSegmentationModule")
+
+
 @pytest.mark.parametrize("recipe", [r for r in RECIPES if r != "smoke"])
-def test_recipe_settings(recipe):
-    """Iteration-based, 4 GPUs with SyncBN, and its model as published: output stride 8, auxiliary head."""
-    cfg = compose_config("train", [f"experiment={recipe}", "data.backbone_weights=null"])
+def test_recipe_is_iteration_based_with_syncbn(recipe):
+    cfg = compose_config("train", [f"experiment={recipe}"])
     assert cfg.experiment_name == recipe
-    net = instantiate(cfg.model, _convert_="partial").net
-    assert net.backbone.output_stride == 8 and net.aux_head is not None and cfg.model.aux_weight == 0.4
     assert cfg.trainer.max_epochs is None and cfg.trainer.max_steps > 0
     assert cfg.trainer.check_val_every_n_epoch is None and 0 < cfg.trainer.val_check_interval <= cfg.trainer.max_steps
-    assert cfg.trainer.devices == 4 and cfg.trainer.strategy == "ddp" and cfg.trainer.sync_batchnorm is True
-    assert cfg.data.batch_size * cfg.trainer.devices in (8, 16)
+    assert cfg.trainer.devices > 1 and cfg.trainer.strategy == "ddp" and cfg.trainer.sync_batchnorm is True
+
+
+@pytest.mark.parametrize("recipe", [r for r in RECIPES if r != "smoke" and is_semantic(r)])
+def test_semantic_recipe_builds_the_published_model(recipe):
+    """The recipe's own backbone (random weights) at output stride 8 with the auxiliary head weighted 0.4, and the
+    published global batch: 8 images on Cityscapes, 16 on VOC and ADE20K."""
+    cfg = compose_config("train", [f"experiment={recipe}", "data.backbone_weights=null"])
+    net = instantiate(cfg.model, _convert_="partial").net
+    assert net.backbone.output_stride == 8 and net.aux_head is not None and cfg.model.aux_weight == 0.4
+    assert cfg.data.batch_size * cfg.trainer.devices == (8 if recipe.startswith("cityscapes") else 16)
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_trains_one_step_at_a_tiny_size(recipe, dataset_roots, tmp_path):
     cfg = make_cfg(tmp_path, *tiny_overrides(recipe, dataset_roots))
     metrics = train(cfg)
-    assert 0.0 <= metrics["val/mIoU"] <= 1.0
+    scores = {name: value for name, value in metrics.items() if name.startswith("val/")}
+    assert scores and all(math.isfinite(value) for value in scores.values())
     logged = (tmp_path / "csv").rglob("metrics.csv")
     assert any("train/loss" in path.read_text() for path in logged)
 
@@ -119,8 +131,8 @@ def test_endless_run_with_a_schedule_is_refused(tmp_path):
 
 def test_speed_benchmark_cpu_mode_reports_throughput_memory_and_mfu(tmp_path, monkeypatch, capsys):
     report = tmp_path / "speed.json"
-    args = ["--cpu", "--recipes", "cityscapes_deeplabv3plus_r50", "--size", "32", "32", "--warmup", "0", "--peak-tflops", "1"]
-    monkeypatch.setattr(sys, "argv", ["recipe_speed.py", *args, "--json", str(report)])
+    args = ["--cpu", "--recipes", "cityscapes_deeplabv3plus_r50", "--size", "32", "32", "--warmup", "0"]
+    monkeypatch.setattr(sys, "argv", ["recipe_speed.py", *args, "--peak-tflops", "1", "--json", str(report)])
     runpy.run_path(str(REPO / "benchmarks" / "recipe_speed.py"), run_name="__main__")  # in-process: no new import
     assert "images/s" in capsys.readouterr().out
     rows = json.loads(report.read_text())
