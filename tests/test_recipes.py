@@ -4,7 +4,6 @@ dataset's real layout; their iteration-based schedule runs across epochs and the
 from __future__ import annotations
 
 import json
-import math
 import runpy
 import sys
 from pathlib import Path
@@ -101,8 +100,7 @@ def test_semantic_recipe_builds_the_published_model(recipe):
 def test_recipe_trains_one_step_at_a_tiny_size(recipe, dataset_roots, tmp_path):
     cfg = make_cfg(tmp_path, *tiny_overrides(recipe, dataset_roots))
     metrics = train(cfg)
-    scores = {name: value for name, value in metrics.items() if name.startswith("val/")}
-    assert scores and all(math.isfinite(value) for value in scores.values())
+    assert 0.0 <= metrics[cfg.optimized_metric] <= 1.0  # the score the recipe is judged by (val/mIoU)
     logged = (tmp_path / "csv").rglob("metrics.csv")
     assert any("train/loss" in path.read_text() for path in logged)
 
