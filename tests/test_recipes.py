@@ -94,6 +94,8 @@ def test_semantic_recipe_builds_the_published_model(recipe):
     net = instantiate(cfg.model, _convert_="partial").net
     assert net.backbone.output_stride == 8 and net.aux_head is not None and cfg.model.aux_weight == 0.4
     assert cfg.data.batch_size * cfg.trainer.devices == (8 if recipe.startswith("cityscapes") else 16)
+    tta = compose_config("train", [f"experiment={recipe}", "data.backbone_weights=null", "inference=tta"])
+    assert tta.model.inference.scales, "eval.py inference=tta (the multi-scale + flip figure) must reach the model"
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
