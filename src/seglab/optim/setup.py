@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
+
+from seglab.errors import UserError
 
 
 def optimizers_with_backbone_group(
@@ -14,7 +17,7 @@ def optimizers_with_backbone_group(
     optimizer_factory: Callable[..., torch.optim.Optimizer],
     scheduler_factory: Callable[..., Any] | None,
     backbone_lr_mult: float,
-    max_steps: int,
+    max_steps: int | float,
 ) -> dict[str, Any]:
     """Two parameter groups, the backbone's (learning rate x ``backbone_lr_mult``) and the rest of ``module``'s;
     the scheduler, when there is one, is called as ``scheduler_factory(optimizer, max_steps=...)`` and stepped
@@ -26,5 +29,10 @@ def optimizers_with_backbone_group(
     optimizer.param_groups[0]["lr"] *= backbone_lr_mult
     if scheduler_factory is None:
         return {"optimizer": optimizer}
+    if math.isinf(max_steps):
+        raise UserError(
+            "the learning-rate schedule needs the run's length, but trainer.max_epochs=-1 with "
+            "trainer.max_steps=-1 trains without end: set trainer.max_steps (e.g. 80000) or trainer.max_epochs"
+        )
     scheduler = scheduler_factory(optimizer, max_steps=max_steps)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
