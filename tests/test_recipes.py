@@ -18,6 +18,7 @@ from seglab.train import train
 from tests.cityscapes_tree import write_cityscapes_tree
 from tests.conftest import REPO, TINY, make_cfg
 from tests.dataset_trees import write_ade20k_tree, write_voc_tree
+from tests.test_instance_training import SMALL_DETECTOR
 
 # Every recipe, found by glob: a new conf/experiment/*.yaml is covered without editing this file.
 RECIPES = sorted(path.stem for path in (REPO / "conf" / "experiment").glob("*.yaml"))
@@ -58,9 +59,13 @@ def dataset_roots(tmp_path_factory) -> dict[str, Path]:
 
 def tiny_overrides(recipe: str, roots: dict[str, Path], max_steps: int = 1) -> list[str]:
     root = roots.get(data_preset(recipe))
+    model = compose_config("train", [f"experiment={recipe}"]).model._target_
+    # Mask R-CNN recipes resize to a 1024 short side and sample hundreds of RoIs: keep the tiny size and few RoIs.
+    detector = ["model.min_size=null", "model.max_size=null", *SMALL_DETECTOR] if model.endswith("MaskRCNNModule") else []
     return [
         f"experiment={recipe}",
         *TINY_RUN,
+        *detector,
         *([f"data.root={root}"] if root else []),
         f"trainer.max_steps={max_steps}",
         f"++trainer.val_check_interval={max_steps}",
