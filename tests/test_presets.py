@@ -142,3 +142,11 @@ def test_a_backbone_mistake_stops_train_py_with_one_line(tmp_path):
     assert result.returncode == 2
     assert "error: model.backbone.multi_grid=[1, 2, 4]: the last stage of resnet18 has 2 blocks" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_takes_the_inference_mode(preset):
+    """`inference=tta` (and slide) must reach the model of every preset, or eval.py would silently score one pass."""
+    cfg = compose_config("train", [f"model={preset}", "model/backbone=resnet18", "inference=tta", "inference.scales=[0.5,1.0]"])
+    module = instantiate(cfg.model, _convert_="partial")
+    assert module.inference.func.__name__ == "tta_inference" and list(module.inference.keywords["scales"]) == [0.5, 1.0]
