@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from seglab.class_weights import check_class_weights, class_weight_nodes
 from seglab.config import compose_config
 from seglab.errors import UserError, user_error_cause
-from seglab.losses import CombinedLoss, CrossEntropyLoss, FocalLoss, LovaszSoftmaxLoss, OhemCrossEntropyLoss
+from seglab.losses import CrossEntropyLoss, FocalLoss, LovaszSoftmaxLoss, OhemCrossEntropyLoss
 
 LOSSES = ["ce", "ohem_ce", "ohem_topk_ce", "dice", "jaccard", "tversky", "focal", "lovasz", "ce_dice", "ce_lovasz"]
 NUM_CLASSES = 5  # the synthetic data's

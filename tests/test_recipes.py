@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from seglab.builders import build_datamodule, build_model
+from seglab.builders import build_datamodule, build_model, build_trainer
 from seglab.config import compose_config
 from seglab.errors import UserError
 from seglab.train import train
@@ -120,7 +120,7 @@ def test_iteration_schedule_crosses_epochs_and_poly_spans_it(dataset_roots, tmp_
     cfg = make_cfg(tmp_path, *overrides)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
-    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    trainer = build_trainer(cfg, logger=False, enable_checkpointing=False)
     trainer.fit(model, datamodule=datamodule)
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     assert trainer.num_training_batches == 1 and trainer.current_epoch == 3  # 4 images, batch 4: one step an epoch
