@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Sequence
 
 import lightning as L
@@ -10,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglab.errors import UserError
 from seglab.inference import whole_inference
 from seglab.metrics import SegmentationMetrics
 from seglab.models import Segmentor
