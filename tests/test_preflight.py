@@ -71,7 +71,7 @@ def test_printed_errors_mask_secrets_of_the_environment_and_the_config(monkeypat
 
     @exit_on_user_error
     def main(cfg):
-        raise UserError(f"cannot reach https://user:url-pass-0123@host/?k=cfg-key-0123456789 with env-token-0123456789")
+        raise UserError("cannot reach https://user:url-pass-0123@host/?k=cfg-key-0123456789 with env-token-0123456789")
 
     with pytest.raises(SystemExit) as exited:
         main(cfg)

@@ -68,7 +68,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights_and_metrics(tmp_path):
     marker = tmp_path / "saving"
     killed = _start(
         killed_dir,
-        f"+callbacks.hang._target_=tests.probes.HangInSave",
+        "+callbacks.hang._target_=tests.probes.HangInSave",
         f"+callbacks.hang.step={KILLED_AT_STEP}",
         f"+callbacks.hang.marker={marker}",
     )

@@ -7,7 +7,6 @@ import shutil
 import time
 from types import SimpleNamespace
 
-import pytest
 import submitit
 import torch
 from hydra.utils import instantiate
