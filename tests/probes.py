@@ -176,12 +176,13 @@ def record_graphs(graph_module, example_inputs):
 
 class Interrupt(Checkpoint):
     """Sends ``signal`` (a name: SIGKILL, SIGINT, SIGTERM) to this process ``times`` times at one point of a run:
-    ``at="step:N"`` (end of training step N), ``"epoch_end:E"`` (end of epoch E, after its checkpoints),
-    ``"validation:E"`` (inside the validation after epoch E) or ``"final_validation"`` (training finished, before
-    the final validation of the best checkpoint).
+    ``at="step:N"`` (end of training step N, after the checkpoints of that step), ``"epoch_end:E"`` (right after
+    epoch E: its checkpoints and metrics are written, the next epoch has not started), ``"validation:E"`` (inside
+    the validation at the end of epoch E) or ``"final_validation"`` (training finished, before the final
+    validation of the best checkpoint).
 
     A ``Checkpoint`` subclass only so that Lightning runs its hooks after ModelCheckpoint's (it orders checkpoint
-    callbacks last): at the end of an epoch the checkpoint is written first, then the signal is sent."""
+    callbacks last)."""
 
     def __init__(self, signal: str, at: str, times: int = 1) -> None:
         self.signal, self.times = getattr(signal_module, signal), times
@@ -196,8 +197,8 @@ class Interrupt(Checkpoint):
         if self.point == "step" and trainer.global_step == self.number:
             self._send()
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.point == "epoch_end" and trainer.current_epoch == self.number:
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.point == "epoch_end" and trainer.current_epoch == self.number + 1:
             self._send()
 
     def on_validation_batch_end(self, trainer: L.Trainer, *args) -> None:

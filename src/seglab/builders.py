@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -63,8 +64,13 @@ def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
     return [instantiate_part(node) for node in (cfg.get("callbacks") or {}).values() if node is not None]
 
 
-def build_loggers(cfg: DictConfig) -> list[Any]:
-    return [instantiate_part(node) for node in (cfg.get("logger") or {}).values() if node is not None]
+def build_loggers(cfg: DictConfig, resume_from: Path | None = None) -> list[Any]:
+    """The loggers of ``cfg.logger``; those with a ``resume_from`` option (W&B, MLflow) are given the checkpoint
+    file the run resumes from, whichever form ``ckpt_path`` took (a file, a run directory or ``last``)."""
+    nodes = [node for node in (cfg.get("logger") or {}).values() if node is not None]
+    if resume_from is not None:
+        nodes = [OmegaConf.merge(node, {"resume_from": str(resume_from)}) if "resume_from" in node else node for node in nodes]
+    return [instantiate_part(node) for node in nodes]
 
 
 def close_loggers(loggers: list[Any]) -> None:

@@ -87,7 +87,14 @@ def create_wandb_logger(
     import wandb
     from wandb.sdk.lib import runid
 
-    run_id = kwargs.pop("id", None) or os.environ.get("WANDB_RUN_ID") or previous_run_id(resume_from) or runid.generate_id()
+    own = Path(save_dir) / RUN_ID_FILE  # a run resumed into its own directory, or a requeued SLURM job
+    run_id = (
+        kwargs.pop("id", None)
+        or os.environ.get("WANDB_RUN_ID")
+        or previous_run_id(resume_from)
+        or (own.read_text().strip() if own.is_file() else None)
+        or runid.generate_id()
+    )
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     save_run_id(save_dir, run_id)
     if redact_command_line(sys.argv) != sys.argv:  # W&B records the raw command line unless told not to
