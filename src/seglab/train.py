@@ -62,7 +62,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         redact_files(run_dir.glob(".hydra/*.yaml"), secrets_in(resolved))  # Hydra wrote them as typed
         (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(redact(resolved)))
 
-    loggers = build_loggers(cfg, resume_from=ckpt_path)
+    # Lightning turns the loggers off in a fast dev run (debug=fdr); building them would already write their files.
+    loggers = [] if cfg.trainer.get("fast_dev_run") else build_loggers(cfg, resume_from=ckpt_path)
     try:
         description = {**describe_run(cfg, model), **(class_weights or {})}
         for logger in loggers:
