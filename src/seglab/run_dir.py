@@ -76,11 +76,11 @@ class RefuseReusedRunDir(Callback):
         run_dir = Path(config.hydra.run.dir)
         if config.get("task_name") != "train" or not run_dir.exists():
             return
-        from seglab.resume import find_checkpoint  # lazy: keeps `train.py --help` light
-
         ckpt_path = None
         try:
             if config.get("ckpt_path") is not None:
+                from seglab.resume import find_checkpoint  # lazy: imports Lightning
+
                 runs_dir = Path(config.paths.log_dir) / config.task_name / "runs"
                 ckpt_path = find_checkpoint(str(config.ckpt_path), run_dir, runs_dir)
             check_run_dir(run_dir, ckpt_path)

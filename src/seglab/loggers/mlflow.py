@@ -7,6 +7,7 @@ MLflow run, without logging twice the metrics of the steps it trains again.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -14,7 +15,7 @@ from lightning.pytorch.loggers import MLFlowLogger as LightningMLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from seglab.config import job_run_name
-from seglab.loggers.run_ids import previous_run_id, save_run_id
+from seglab.loggers.resumed import not_recorded, previous_run_id, save_run_id
 
 RUN_ID_FILE = Path("mlflow") / "run_id"
 
@@ -22,26 +23,29 @@ RUN_ID_FILE = Path("mlflow") / "run_id"
 class MLFlowLogger(LightningMLFlowLogger):
     """``lightning.pytorch.loggers.MLFlowLogger`` that continues a run it resumes.
 
-    MLflow cannot delete logged values, so :meth:`resume_at` notes the metric values the run already holds from
-    the resumed step on, and :meth:`log_metrics` leaves those (key, step) pairs out: every step appears once, with
-    the value the interrupted run logged (the same value, when the run is deterministic). Parameters a resumed run
+    MLflow cannot delete logged values, so :meth:`resume_at` counts the values the run already holds from the
+    resumed step on, and :meth:`log_metrics` leaves those out: every step appears once, with the value the
+    interrupted run logged (the same value, when the run is deterministic). Parameters a resumed run
     logs again keep their first value (MLflow refuses to change one); new ones are added.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.recorded: dict[str, set[int]] = {}
+        self.recorded: Counter[tuple[str, int]] = Counter()
 
     @rank_zero_only
     def resume_at(self, step: int) -> None:
-        client, run = self.experiment, self.experiment.get_run(self.run_id)
-        self.recorded = {
-            key: {m.step for m in client.get_metric_history(self.run_id, key) if m.step >= step} for key in run.data.metrics
-        }
+        client = self.experiment
+        self.recorded = Counter(
+            (key, m.step)
+            for key in client.get_run(self.run_id).data.metrics
+            for m in client.get_metric_history(self.run_id, key)
+            if m.step >= step
+        )
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        fresh = {key: value for key, value in metrics.items() if (step or 0) not in self.recorded.get(key, ())}
+        fresh = not_recorded(metrics, step or 0, self.recorded) if self.recorded else metrics
         if fresh:
             super().log_metrics(fresh, step)
 

@@ -10,6 +10,7 @@ import logging
 import netrc
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -17,8 +18,8 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from seglab.config import job_run_name
-from seglab.loggers.run_ids import checkpoint_run_dir, previous_run_id, save_run_id
-from seglab.loggers.wandb_history import recorded_steps
+from seglab.loggers.resumed import checkpoint_run_dir, not_recorded, previous_run_id, save_run_id
+from seglab.loggers.wandb_history import recorded_values
 from seglab.redaction import redact_command_line
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,8 @@ def wandb_mode(offline: bool | None) -> str:
 class WandbLogger(LightningWandbLogger):
     """``lightning.pytorch.loggers.WandbLogger`` that does not log twice the steps a resumed run trains again.
 
-    W&B cannot delete logged values, so :meth:`resume_at` reads which (metric, step) pairs the run's earlier
-    segments already hold (their local ``.wandb`` files, see :mod:`seglab.loggers.wandb_history`) and
+    W&B cannot delete logged values, so :meth:`resume_at` reads which values of the steps trained again the run's
+    earlier segments already hold (their local ``.wandb`` files, see :mod:`seglab.loggers.wandb_history`) and
     :meth:`log_metrics` leaves those out: every step appears once, with the value the interrupted run logged (the
     same value, when the run is deterministic).
 
@@ -64,7 +65,7 @@ class WandbLogger(LightningWandbLogger):
     def __init__(self, *args: Any, run_dirs: Sequence[str | Path] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.run_dirs = [Path(folder) for folder in run_dirs]
-        self.recorded: dict[str, set[int]] = {}
+        self.recorded: Counter[tuple[str, int]] = Counter()
 
     @rank_zero_only
     def resume_at(self, step: int) -> None:
@@ -76,12 +77,12 @@ class WandbLogger(LightningWandbLogger):
             for path in (folder / "wandb").glob(f"*run-*-{run.id}/run-{run.id}.wandb")
             if path.parent.resolve() != current
         }
-        self.recorded = recorded_steps(sorted(segments), since=step)
+        self.recorded = recorded_values(sorted(segments), since=step)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         if step is not None and self.recorded:
-            metrics = {key: value for key, value in metrics.items() if step not in self.recorded.get(key, ())}
+            metrics = not_recorded(metrics, step, self.recorded)
             if not metrics:
                 return
         super().log_metrics(metrics, step)

@@ -9,6 +9,7 @@ messages. wandb ships no reader for it. A file cut short by a kill ends where it
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -62,13 +63,13 @@ def history_rows(path: Path) -> Iterator[dict[str, Any]]:
             yield {item_key(item): json.loads(item.value_json) for item in record.history.item}
 
 
-def recorded_steps(files: Iterable[Path], since: int) -> dict[str, set[int]]:
-    """Metric -> the ``trainer/global_step`` values from ``since`` on at which ``files`` hold a value of it."""
-    recorded: dict[str, set[int]] = {}
+def recorded_values(files: Iterable[Path], since: int) -> Counter[tuple[str, int]]:
+    """How many values of each (metric, ``trainer/global_step``) from ``since`` on ``files`` hold (a step can have
+    several rows: the training metrics, the validation metrics and the epoch metrics of its end of epoch)."""
+    recorded: Counter[tuple[str, int]] = Counter()
     for path in files:
         for row in history_rows(path):
             step = row.get(STEP_KEY)
             if isinstance(step, (int, float)) and step >= since:
-                for key in row.keys() - {STEP_KEY, "_step", "_timestamp", "_runtime"}:
-                    recorded.setdefault(key, set()).add(int(step))
+                recorded.update((key, int(step)) for key in row.keys() - {STEP_KEY, "_step", "_timestamp", "_runtime"})
     return recorded

@@ -1,9 +1,12 @@
-"""Where a resumed run finds the dashboard run (W&B, MLflow) it continues: an id file in the run directory."""
+"""What a resumed run needs of the dashboard run (W&B, MLflow) it continues: its id, kept in a file of the run
+directory, and which values it holds already (those dashboards cannot delete values)."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
+from typing import Any, Mapping
 
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -36,3 +39,15 @@ def checkpoint_run_dir(checkpoint: str | None, id_file: Path) -> Path | None:
 def save_run_id(path: Path, run_id: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(run_id + "\n")
+
+
+def not_recorded(metrics: Mapping[str, Any], step: int, recorded: Counter[tuple[str, int]]) -> dict[str, Any]:
+    """``metrics`` without the values ``recorded`` holds already at ``step``; each one left out is counted off (a
+    step can have several values of a metric: its training, validation and end-of-epoch rows)."""
+    fresh = {}
+    for key, value in metrics.items():
+        if recorded[key, step] > 0:
+            recorded[key, step] -= 1
+        else:
+            fresh[key] = value
+    return fresh
