@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from seglab.callbacks import ModelCheckpoint, Preempted
+from seglab.callbacks.preemption import ctrl_c_stops_at_once
 from seglab.checkpoint_io import load_checkpoint
 from seglab.errors import UserError
 from seglab.loggers.csv import CSVLogger
@@ -218,13 +219,13 @@ def test_ctrl_c_and_sigterm_save_stop_and_resume_into_the_same_run(reference, lo
     assert _resumed_from(done, last, 1, 6) and "Ctrl-C again: stopped at once without saving" in done.stdout + done.stderr
     assert _step(run_dir) == 8  # the end of epoch 1, the last checkpoint before the second Ctrl-C
 
-    # SIGTERM after step 10: saved at the end of step 11; status 143.
+    # SIGTERM in the validation of the last epoch: that validation is finished, then last.ckpt saved; status 143.
     with pytest.raises(Preempted) as stopped:
-        _train_here(monkeypatch, run_dir, logs, SIGNALS, f"ckpt_path={run_dir}", *_interrupt("kill", "SIGTERM", "step:10"))
+        _train_here(monkeypatch, run_dir, logs, SIGNALS, f"ckpt_path={run_dir}", *_interrupt("kill", "SIGTERM", "validation:2"))
     assert stopped.value.code == 128 + signal.SIGTERM
-    assert _step(run_dir) == 11
+    assert _step(run_dir) == 12 and not (run_dir / "metrics.json").exists()
 
-    # Resumed from the older file: steps 7-11, trained and logged already, are trained again and logged once.
+    # Resumed from the older file: steps 7-12, trained and logged already, are trained again and logged once.
     _train_here(monkeypatch, run_dir, logs, SIGNALS, f"ckpt_path={last.with_name('step6.ckpt')}")
     _assert_same_run(reference, run_dir, logs, ("csv", "wandb"))
     segments = list((run_dir / "wandb").glob("offline-run-*"))
@@ -240,6 +241,18 @@ def test_ctrl_c_and_sigterm_save_stop_and_resume_into_the_same_run(reference, lo
     assert f"error: hydra.run.dir={run_dir} holds an earlier run (checkpoints, resolved_config.yaml" in done.stderr
     assert f"resume it with ckpt_path={run_dir}, or give another hydra.run.dir" in done.stderr
     assert {path: path.stat().st_mtime_ns for path in run_dir.rglob("*") if path.is_file()} == kept
+
+
+def test_ctrl_c_outside_training_stops_at_once_with_the_resume_command(tmp_path, caplog):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(Preempted) as stopped, ctrl_c_stops_at_once(tmp_path):  # e.g. in the final validation
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    assert stopped.value.code == 130 and signal.getsignal(signal.SIGINT) == handler
+    assert f"Ctrl-C: stopped; the last checkpoint is {tmp_path / 'checkpoints' / 'last.ckpt'}, resume with:" in caplog.text
+    assert f"ckpt_path={tmp_path} hydra.run.dir={tmp_path}" in caplog.text
 
 
 def test_a_reused_run_directory_is_only_resumed_from_its_own_checkpoints(tmp_path, monkeypatch):

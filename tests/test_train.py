@@ -37,6 +37,13 @@ def test_training_without_validation_saves_last_ckpt_and_writes_the_training_met
     assert not [name for name in written if name.startswith("val/")]
 
 
+def test_last_ckpt_is_written_after_every_epoch_even_one_that_is_not_the_best(tmp_path):
+    best_first = ["callbacks.model_checkpoint.monitor=epoch", "callbacks.model_checkpoint.mode=min"]
+    train(make_cfg(tmp_path, *QUICK, "trainer.max_epochs=2", *best_first))  # epoch 1 does not beat epoch 0
+    assert load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")["global_step"] == 2
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 4  # Lightning 2.6 alone: 2
+
+
 def test_validation_less_often_than_the_run_is_long_validates_the_final_weights(tmp_path):
     metrics = train(make_cfg(tmp_path, *QUICK, "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=3"))
     last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
