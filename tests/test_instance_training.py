@@ -58,6 +58,7 @@ def test_maskrcnn_trains_on_our_backbone_and_logs_the_same_instance_names(tmp_pa
 def test_a_few_steps_lower_the_panoptic_deeplab_loss_on_one_batch():
     from hydra.utils import instantiate
 
+    torch.manual_seed(0)  # unseeded, the initial weights and the batch made 1 run in 3 miss the halving in 5 steps
     cfg = compose_config("train", ["model=panoptic_deeplab", "data.dataset.image_size=[32,32]", "data.batch_size=2"])
     datamodule = instantiate(cfg.data, _convert_="partial")
     datamodule.setup("fit")
