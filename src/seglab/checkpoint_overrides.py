@@ -74,7 +74,9 @@ def as_typed(overrides: Sequence[str]) -> list[str]:
     return typed
 
 
-def checkpoint_command(config_name: str, command_keys: Sequence[str]) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+def checkpoint_command(
+    config_name: str, command_keys: Sequence[str]
+) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
     """``hydra.main`` (with :func:`~seglab.errors.exit_on_user_error`) for a command that rebuilds a checkpoint's
     run, ``command_keys`` being the top-level keys of its own config: see the module docstring."""
 

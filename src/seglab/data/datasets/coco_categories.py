@@ -97,6 +97,10 @@ def read_categories(path: Path) -> Any:
     return content.get("categories") if isinstance(content, dict) else None
 
 
+def file_class_names(path: Path) -> tuple[str, ...]:
+    return class_names_of(checked_categories(read_categories(path), path), path)
+
+
 def split_class_names(root: str | None, *splits: str | None) -> list[str]:
     """The class names of the COCO-format dataset at ``root`` (``${seglab.coco_classes:...}`` in the config):
     those of the annotation files of ``splits`` (``a+b`` names two) that exist, which must agree. COCO 2017's
@@ -105,7 +109,7 @@ def split_class_names(root: str | None, *splits: str | None) -> list[str]:
         return list(COCO_2017_CLASS_NAMES)
     folder = require_root(root, "COCO", LAYOUT)
     files = [annotation_file(folder, part) for split in splits if split for part in str(split).split("+")]
-    found = [(path, class_names_of(checked_categories(read_categories(path), path), path)) for path in files if path.is_file()]
+    found = [(path, file_class_names(path)) for path in files if path.is_file()]
     if not found:
         raise UserError(f"annotation file {files[0]} is missing; {LAYOUT}")
     (first, names), *others = found
