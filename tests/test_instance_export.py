@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,6 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 from pycocotools.cocoeval import COCOeval
 
-from seglab.config import compose_config
 from seglab.data.datasets import CityscapesDataset, COCOSegmentation
 from seglab.data.datasets.cityscapes_labels import train_id_to_id_lut
 from seglab.data.datasets.coco import load_coco
@@ -29,8 +29,8 @@ from tests.cityscapes_tree import write_cityscapes_tree
 from tests.conftest import make_cfg
 from tests.dataset_trees import write_coco_tree
 
-COCO_CLASSES = list(compose_config("train", ["data=coco"]).data.class_names)
 CATEGORIES = {1: "person", 3: "car", 18: "dog"}
+UNANNOTATED = {25: "kite"}  # listed in the json, no ground truth: COCOeval leaves it out of the mean
 
 
 def _rle(mask: np.ndarray) -> dict:
@@ -60,7 +60,7 @@ def write_crowded_coco(root: Path, seed: int = 0) -> None:
                 "segmentation": _rle(mask), "area": int(mask.sum()), "iscrowd": crowd,
                 "bbox": [int(xs[mask].min()), int(ys[mask].min()), int(np.ptp(xs[mask])) + 1, int(np.ptp(ys[mask])) + 1],
             })  # fmt: skip
-    categories = [{"id": cid, "name": name, "supercategory": "thing"} for cid, name in CATEGORIES.items()]
+    categories = [{"id": cid, "name": name, "supercategory": "thing"} for cid, name in {**CATEGORIES, **UNANNOTATED}.items()]
     (root / "annotations").mkdir()
     content = {"images": images, "annotations": annotations, "categories": categories}
     (root / "annotations" / "instances_val2017.json").write_text(json.dumps(content))
@@ -68,8 +68,8 @@ def write_crowded_coco(root: Path, seed: int = 0) -> None:
 
 def imperfect_predictions(instances: dict, shape: tuple[int, int], rng: np.random.Generator) -> dict:
     """Every ground-truth instance (crowds too) shifted by 0-3 pixels, some with the wrong class, one missed,
-    duplicates at lower scores, and a false positive (also on an image without ground truth): COCOeval has
-    matching, crowds and ranking to do."""
+    duplicates at lower scores, and false positives (also on an image without ground truth), one of a class
+    without ground truth anywhere (4): COCOeval has matching, crowds and ranking to do."""
     masks, labels, scores = [], [], []
     for k, (mask, label) in enumerate(zip(instances["masks"].bool(), instances["labels"].tolist())):
         if k == 2:
@@ -85,9 +85,9 @@ def imperfect_predictions(instances: dict, shape: tuple[int, int], rng: np.rando
             scores.append(float(rng.uniform(0.0, 0.6)))
     false_positive = torch.zeros(shape, dtype=torch.bool)
     false_positive[:6, :6] = True
-    masks.append(false_positive)
-    labels.append(1)
-    scores.append(0.5)
+    masks += [false_positive, false_positive.roll(20, dims=1)]
+    labels += [1, 4]
+    scores += [0.5, 0.8]
     return {"masks": torch.stack(masks), "labels": torch.tensor(labels), "scores": torch.tensor(scores)}
 
 
@@ -106,7 +106,7 @@ def test_mask_ap_equals_cocoeval_on_the_exported_results_with_crowd_regions(tmp_
     dataset = COCOSegmentation(tmp_path, "val2017", return_instances=True)
     assert sum(bool(dataset[i]["instances"]["iscrowd"].any()) for i in range(len(dataset))) == 2
     assert len(dataset[5]["instances"]["labels"]) == 0
-    metric = MaskAveragePrecision(dataset.class_names, [1, 2, 3])
+    metric = MaskAveragePrecision(dataset.class_names, [1, 2, 3, 4])
     rng = np.random.default_rng(1)
     results = []
     for index, image_id in enumerate(dataset.image_ids):
@@ -115,7 +115,7 @@ def test_mask_ap_equals_cocoeval_on_the_exported_results_with_crowd_regions(tmp_
         prediction = imperfect_predictions(truth, sample["mask"].shape, rng)
         metric.update_instances([prediction], [truth])
         results += coco_results(prediction, image_id, dataset.class_to_category)
-    assert {r["category_id"] for r in results} <= {1, 3, 18}  # the json's own ids
+    assert {r["category_id"] for r in results} == {1, 3, 18, 25}  # the json's own ids
     (tmp_path / "predictions.json").write_text(json.dumps(results))
     ours = metric.scores()
     theirs = cocoeval(dataset.annotation_file, tmp_path / "predictions.json")
@@ -127,22 +127,34 @@ def test_mask_ap_equals_cocoeval_on_the_exported_results_with_crowd_regions(tmp_
     for k, category_id in enumerate(theirs.params.catIds):
         values = precision[:, :, k]
         expected = values[values > -1].mean() if (values > -1).any() else float("nan")
-        assert ours[f"AP/{CATEGORIES[category_id]}"] == pytest.approx(expected, abs=1e-4, nan_ok=True)
+        assert ours[f"AP/{({**CATEGORIES, **UNANNOTATED})[category_id]}"] == pytest.approx(expected, abs=1e-4, nan_ok=True)
+    assert math.isnan(ours["AP/kite"])
+
+
+# A custom dataset in COCO's format: three categories with gapped ids, the classes read from the json.
+GAPPED = {3: "person", 7: "car", 12: "sign"}
 
 
 @pytest.fixture(scope="module")
 def coco_checkpoint(tmp_path_factory):
-    """A Panoptic-DeepLab checkpoint trained two steps on the COCO tree of the dataset tests."""
+    """A Panoptic-DeepLab checkpoint trained two steps on a COCO-format tree with the categories 3, 7 and 12, with
+    no class option; and its training metrics."""
     root = tmp_path_factory.mktemp("coco")
-    written = write_coco_tree(root, COCO_CLASSES)
+    written = write_coco_tree(root, GAPPED, (3, 7, 12))
     run_dir = tmp_path_factory.mktemp("coco_run")
-    train(make_cfg(
+    metrics = train(make_cfg(
         run_dir, "model=panoptic_deeplab", "data=coco", f"data.root={root}", "model/backbone=resnet18",
         "model.backbone.weights=null", "data.batch_size=2", "data.num_workers=0", "data.crop_size=[32,32]",
         "data.train_transforms.transforms.0.min_size=36", "data.train_transforms.transforms.0.max_size=40",
         "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "trainer.accelerator=cpu", "logger=none",
     ))  # fmt: skip
-    return root, written, run_dir / "checkpoints" / "best.ckpt"
+    return root, written, run_dir / "checkpoints" / "best.ckpt", metrics
+
+
+def test_a_coco_format_dataset_trains_on_its_own_categories(coco_checkpoint):
+    *_, metrics = coco_checkpoint
+    assert {f"val/{score}/{name}" for name in GAPPED.values() for score in ("IoU", "AP")} <= set(metrics)
+    assert "val/IoU/background" in metrics and not any("toothbrush" in key for key in metrics)
 
 
 def without_panoptic_maps(monkeypatch) -> None:
@@ -152,7 +164,7 @@ def without_panoptic_maps(monkeypatch) -> None:
 
 
 def test_eval_exports_coco_results_that_cocoeval_scores_as_logged(coco_checkpoint, tmp_path, monkeypatch):
-    root, written, checkpoint = coco_checkpoint
+    root, written, checkpoint, _ = coco_checkpoint
     # The two-step model finds nothing; predict each object shifted by a pixel plus a false positive instead,
     # so the whole path (batches, metric, export, ids) is checked on a score strictly between 0 and 1.
     truth = {item["file"].stem: item["objects"] for item in written["val2017"]}
@@ -173,17 +185,18 @@ def test_eval_exports_coco_results_that_cocoeval_scores_as_logged(coco_checkpoin
     export_dir = tmp_path / "export"
     metrics = evaluate(make_cfg(tmp_path, f"ckpt_path={checkpoint}", "export.format=coco", f"export.dir={export_dir}", config_name="eval"))
     results = json.loads((export_dir / "predictions.json").read_text())
-    assert {r["image_id"] for r in results} == {139, 140} and {r["category_id"] for r in results} == {1, 3, 90}
+    assert {r["image_id"] for r in results} == {139, 140} and {r["category_id"] for r in results} == {3, 7, 12}
     theirs = cocoeval(root / "annotations" / "instances_val2017.json", export_dir / "predictions.json")
     written_metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert 0.0 < written_metrics["mAP"] < 1.0
     assert written_metrics["mAP"] == pytest.approx(theirs.stats[0], abs=1e-4) == metrics["mAP"]
-    assert written_metrics["AP"]["toothbrush"] == pytest.approx(theirs.eval["precision"][:, :, -1, 0, 2].mean(), abs=1e-4)
+    for k, category_id in enumerate(theirs.params.catIds):
+        assert written_metrics["AP"][GAPPED[category_id]] == pytest.approx(theirs.eval["precision"][:, :, k, 0, 2].mean(), abs=1e-4)
 
 
 def test_coco_export_of_padded_batches_is_one_clear_error(coco_checkpoint, tmp_path):
     """The two val images differ in size: a batch of both pads one, and its padding would count in the scores."""
-    _, _, checkpoint = coco_checkpoint
+    checkpoint = coco_checkpoint[2]
     with pytest.raises(UserError, match="evaluate with data.val_batch_size=1"):
         evaluate(make_cfg(tmp_path, f"ckpt_path={checkpoint}", "export.format=coco", "data.val_batch_size=2", config_name="eval"))
 
