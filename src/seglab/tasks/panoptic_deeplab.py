@@ -131,7 +131,9 @@ class PanopticDeepLabModule(InstanceSegmentationModule):
     def build_metrics(self) -> dict[str, Metric]:
         return {
             **super().build_metrics(),
-            "panoptic": PanopticMetrics(self.thing_ids, self.num_classes, self.ignore_index, LABEL_DIVISOR),
+            "panoptic": PanopticMetrics(
+                self.thing_ids, self.num_classes, self.ignore_index, LABEL_DIVISOR, self.class_names
+            ),
             "semantic": SegmentationMetrics(self.num_classes, self.ignore_index, self.class_names),
         }
 
