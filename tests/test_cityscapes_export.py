@@ -114,6 +114,7 @@ def test_exported_label_ids_score_the_four_official_scores_as_cityscapesscripts(
     theirs = official_scores(cityscapes_root, tmp_path / "results")
     assert 0.2 < ours["mIoU"] < 0.9 and 0.2 < ours["iIoU"] < 0.9 and ours["iIoU"] != pytest.approx(ours["mIoU"], abs=0.01)
     assert np.isnan(ours["IoU"]["motorcycle"]) and np.isnan(ours["iIoU_class"]["motorcycle"])  # in neither map
+    assert ours["IoU"]["sidewalk"] == 0.0  # predicted, not in the ground truth
     assert_official_scores(ours, theirs)
 
 

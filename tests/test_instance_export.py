@@ -298,6 +298,7 @@ def test_cityscapes_ap_equals_the_official_instance_evaluation(tmp_path, monkeyp
 def test_cityscapes_ap_of_missed_ignored_and_absent_instances():
     ids = torch.zeros(1, 32, 32, dtype=torch.int32)
     ids[0, :16, :16] = 26001  # a 256-pixel car
+    ids[0, 16:24, :8] = 26002  # a 64-pixel car: under the minimum size, never missed
     ids[0, 16:, 16:] = 24  # a group of persons
     ids[0, :16, 16:] = 7  # road
     no_ground_truth = CityscapesInstanceAP()
