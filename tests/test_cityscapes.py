@@ -188,9 +188,10 @@ def test_evaluation_batches_carry_the_instance_ids_only_when_the_official_scores
 def test_the_official_scores_need_cityscapes_classes_and_instance_ids():
     from seglab.builders import instantiate_part
 
+    tiny = ["model/backbone=resnet18", "model.backbone.weights=null"]
     with pytest.raises(UserError, match="scores the 19 Cityscapes classes, but the data has 5"):
-        instantiate_part(compose_config("train", ["model/backbone=resnet18", "model.backbone.weights=null", "model.cityscapes_scores=true"]).model)
-    module = instantiate_part(compose_config("train", ["data=cityscapes", "model/backbone=resnet18", "model.backbone.weights=null"]).model)
+        instantiate_part(compose_config("train", [*tiny, "model.cityscapes_scores=true"]).model)
+    module = instantiate_part(compose_config("train", [*tiny, "data=cityscapes"]).model)
     batch = {"image": torch.zeros(1, 3, 32, 64), "mask": torch.zeros(1, 32, 64, dtype=torch.long)}
     with pytest.raises(UserError, match="no Cityscapes instance ids.*data.cityscapes_scores=true"):
         module.eval().validation_step(batch, 0)

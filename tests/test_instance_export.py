@@ -265,7 +265,8 @@ def imperfect_cityscapes_predictions(sample: dict, rng: np.random.Generator) -> 
     ranks = np.concatenate([rng.permutation(len(masks)) + len(extra), rng.permutation(len(extra))])  # extras last
     masks += list(extra)
     labels += [13, 11, 0, *THING_TRAIN_IDS]  # an empty person, a road "instance"
-    return {"masks": torch.stack(masks), "labels": torch.tensor(labels), "scores": torch.from_numpy((ranks + 1) / (len(ranks) + 1)).float()}
+    scores = torch.from_numpy((ranks + 1) / (len(ranks) + 1)).float()
+    return {"masks": torch.stack(masks), "labels": torch.tensor(labels), "scores": scores}
 
 
 def test_cityscapes_ap_equals_the_official_instance_evaluation(tmp_path, monkeypatch):
@@ -302,12 +303,14 @@ def test_cityscapes_ap_of_missed_ignored_and_absent_instances():
     ids[0, 16:, 16:] = 24  # a group of persons
     ids[0, :16, 16:] = 7  # road
     no_ground_truth = CityscapesInstanceAP()
-    no_ground_truth.update([{"masks": (ids[0] == 7)[None], "labels": torch.tensor([13]), "scores": torch.tensor([0.9])}], ids * 0 + 7)
+    road = {"masks": (ids[0] == 7)[None], "labels": torch.tensor([13]), "scores": torch.tensor([0.9])}
+    no_ground_truth.update([road], torch.full_like(ids, 7))
     assert all(math.isnan(v) for v in no_ground_truth.scores().values())  # no class has ground truth
     metric = CityscapesInstanceAP()
     # The car is missed; the only car prediction lies on void, the only person one on the group: both ignored,
     # so nothing is ranked (the official code stops with an error here): car AP 0, person has no ground truth.
-    ignored = {"masks": torch.stack([ids[0] == 0, ids[0] == 24]), "labels": torch.tensor([13, 11]), "scores": torch.tensor([0.8, 0.7])}
+    ignored = {"masks": torch.stack([ids[0] == 0, ids[0] == 24]), "labels": torch.tensor([13, 11])}
+    ignored["scores"] = torch.tensor([0.8, 0.7])
     metric.update([ignored], ids)
     assert metric.scores() == {"AP_cityscapes": 0.0, "AP50_cityscapes": 0.0}
     found = {"masks": (ids[0] == 26001)[None], "labels": torch.tensor([13]), "scores": torch.tensor([0.5])}
@@ -329,16 +332,18 @@ def test_eval_exports_the_cityscapes_instance_format_and_logs_the_official_ap(tm
     without_panoptic_maps(monkeypatch)
     checkpoint = tmp_path / "run" / "checkpoints" / "best.ckpt"
     export = tmp_path / "export"
-    metrics = evaluate(make_cfg(tmp_path / "eval", f"ckpt_path={checkpoint}", "export.format=cityscapes", f"export.dir={export}", config_name="eval"))
+    options = [f"ckpt_path={checkpoint}", "export.format=cityscapes", f"export.dir={export}"]
+    metrics = evaluate(make_cfg(tmp_path / "eval", *options, config_name="eval"))
     txts = sorted(export.glob("*.txt"))
     assert [t.stem for t in txts] == ["frankfurt_000000_000019"]
     lines = txts[0].read_text().splitlines()
     assert len(lines) == len(prediction["masks"])
     mask_file, label_id, score = lines[0].split()
-    assert int(label_id) == train_id_to_id_lut()[int(prediction["labels"][0])] and float(score) == pytest.approx(float(prediction["scores"][0]), abs=1e-6)
+    assert int(label_id) == train_id_to_id_lut()[int(prediction["labels"][0])]
+    assert float(score) == pytest.approx(float(prediction["scores"][0]), abs=1e-6)
     assert np.array_equal(np.asarray(Image.open(txts[0].parent / mask_file)) > 0, prediction["masks"][0].numpy())
-    label_map = CityscapesDataset(root, "val").samples[0][1]
-    theirs = official_instance_evaluation([CityscapesDataset._instance_path(label_map)], txts, tmp_path, monkeypatch, min_region_size=100)
+    ground_truth = [CityscapesDataset._instance_path(CityscapesDataset(root, "val").samples[0][1])]
+    theirs = official_instance_evaluation(ground_truth, txts, tmp_path, monkeypatch, min_region_size=100)
     assert 0.0 < metrics["AP_cityscapes"] < 1.0
     assert metrics["AP_cityscapes"] == pytest.approx(theirs["allAp"], abs=1e-4)
     assert metrics["AP50_cityscapes"] == pytest.approx(theirs["allAp50%"], abs=1e-4)

@@ -38,7 +38,9 @@ SMALL_DETECTOR = [
     "model.anchor_sizes=[8,16,32,64,128]",
 ]
 SHARED_NAMES = {"val/mAP", "val/mAP_50", "val/mAP_75", "val/AP/disk", "val/AP/square", "val/AP/triangle", "val/AP/cross"}
-PANOPTIC_NAMES = {"val/PQ", "val/SQ", "val/RQ", "val/PQ_things", "val/PQ_stuff", "val/RQ_stuff", "val/PQ_class/disk", "val/mIoU", "val/IoU/disk"}
+PANOPTIC_NAMES = {
+    "val/PQ", "val/SQ", "val/RQ", "val/PQ_things", "val/PQ_stuff", "val/RQ_stuff", "val/PQ_class/disk", "val/mIoU", "val/IoU/disk"
+}
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,8 @@ def test_pq_sq_rq_equal_panopticapi_with_void_crowd_and_absent_classes(tmp_path)
 
     metric = PanopticMetrics(THINGS, num_classes=6, class_names=NAMES)
     for start in range(0, len(pairs), 5):  # batches of 5, 5 and 2 images
-        metric.update_maps(torch.from_numpy(np.stack(predictions[start : start + 5])), torch.from_numpy(np.stack(targets[start : start + 5])))
+        batch = slice(start, start + 5)
+        metric.update_maps(torch.from_numpy(np.stack(predictions[batch])), torch.from_numpy(np.stack(targets[batch])))
     ours = metric.scores()
     theirs = official_pq(targets, predictions, tmp_path)
 

@@ -2,8 +2,8 @@
 
 Ground truth is each image's gtFine ``*_instanceIds.png``: an id above 999 is an instance (``label_id * 1000 + n``),
 a smaller one a plain label id, for the 8 classes with instances a group of objects without instance ids. Per
-class and overlap threshold t in 0.5, 0.55, ..., 0.95 (a prediction and a ground-truth region of its class overlap
-by IoU):
+class and IoU threshold t in 0.5, 0.55, ..., 0.95 (overlaps are IoUs of a prediction with a ground-truth region of
+its class):
 
 - the instances to find are those of at least ``min_region_size`` pixels (100); each is matched by the
   predictions that overlap it by more than t: the best-scored one is a true positive, the others false
@@ -78,8 +78,8 @@ class CityscapesInstanceAP(Metric):
     def _image_rows(self, prediction: dict[str, Any], ids: torch.Tensor) -> torch.Tensor:
         # Ground-truth regions of the evaluated classes: instances and groups.
         values, region_of_pixel, region_size = ids.flatten().unique(return_inverse=True, return_counts=True)
-        label_ids = torch.where(values >= INSTANCE_DIVISOR, values // INSTANCE_DIVISOR, values).clamp(max=INSTANCE_DIVISOR - 1)
-        region_class = self.thing_of_label[label_ids]
+        label_ids = torch.where(values >= INSTANCE_DIVISOR, values // INSTANCE_DIVISOR, values)
+        region_class = self.thing_of_label[label_ids.clamp(max=INSTANCE_DIVISOR - 1)]
         group = values < INSTANCE_DIVISOR
         small = region_size < self.min_region_size
         evaluated = (region_class >= 0) & ~group & ~small
@@ -152,7 +152,7 @@ def image_outcomes(
         for region in np.flatnonzero(evaluated):
             found = np.sort(scores[hits[:, region]])[::-1]
             if len(found):  # the best-scored is a true positive, the others false positives
-                rows += [(region_class[region], t, 1.0, found[0])] + [(region_class[region], t, 0.0, s) for s in found[1:]]
+                rows += [(region_class[region], t, float(k == 0), score) for k, score in enumerate(found)]
             else:
                 missed[region_class[region], t] += 1
         false = ~hits.any(axis=1) & (ignored_share <= threshold)

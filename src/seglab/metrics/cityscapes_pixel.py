@@ -118,9 +118,8 @@ class CityscapesSegmentationMetrics(SegmentationMetrics):
         scores["iIoU"] = torch.where(is_thing, instance_iou, nan)  # 0 / 0 is NaN already: nothing to score
         scores["IoU_category"] = category_iou
         scores["iIoU_category"] = torch.where(is_instance_category, category_instance_iou, nan)
-        scores.update(
-            mIoU_category=category_iou.nanmean(), miIoU=scores["iIoU"].nanmean(), miIoU_category=scores["iIoU_category"].nanmean()
-        )
+        scores.update(mIoU_category=category_iou.nanmean(), miIoU=scores["iIoU"].nanmean())
+        scores["miIoU_category"] = scores["iIoU_category"].nanmean()
         return scores
 
     def name_scores(self, scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

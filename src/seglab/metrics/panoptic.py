@@ -160,5 +160,5 @@ class PanopticMetrics(Metric):
         for suffix, members in groups.items():
             scores.update({f"{name}{suffix}": values[members].nanmean().item() for name, values in per_class.items()})
         for name, values in per_class.items():
-            scores.update({f"{name}_class/{class_name}": value for class_name, value in zip(self.class_names, values.tolist())})
+            scores.update({f"{name}_class/{label}": value for label, value in zip(self.class_names, values.tolist())})
         return scores

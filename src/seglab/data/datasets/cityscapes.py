@@ -94,7 +94,8 @@ class CityscapesDataset(ImageLabelDataset):
             )
             for _, label in samples:
                 if not self._instance_path(label).is_file():
-                    raise UserError(f"label map {label} has no instance map: {self._instance_path(label)} is missing ({needed_by})")
+                    missing = self._instance_path(label)
+                    raise UserError(f"label map {label} has no instance map: {missing} is missing ({needed_by})")
         return samples
 
     @staticmethod
