@@ -27,7 +27,9 @@ SMALL_DETECTOR = [
     "model.anchor_sizes=[8,16,32,64,128]",
 ]
 SHARED_NAMES = {"val/mAP", "val/mAP_50", "val/mAP_75", "val/AP/disk", "val/AP/square", "val/AP/triangle", "val/AP/cross"}
-PANOPTIC_NAMES = {"val/PQ", "val/SQ", "val/RQ", "val/PQ_things", "val/PQ_stuff", "val/RQ_stuff", "val/mIoU", "val/IoU/disk"}
+PANOPTIC_NAMES = {
+    "val/PQ", "val/SQ", "val/RQ", "val/PQ_things", "val/PQ_stuff", "val/RQ_stuff", "val/PQ_class/disk", "val/mIoU", "val/IoU/disk"
+}
 
 
 def logged_columns(run_dir) -> set[str]:
@@ -82,6 +84,7 @@ def test_eval_reproduces_the_instance_metrics_from_the_checkpoint(panoptic_run, 
         assert metrics[name] == pytest.approx(train_metrics[f"val/{name}"], abs=1e-6, nan_ok=True), name
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert set(written["AP"]) == {"disk", "square", "triangle", "cross"} and "background" in written["IoU"]
+    assert set(written["PQ_class"]) == set(written["SQ_class"]) == set(written["RQ_class"]) == set(written["IoU"])
 
 
 def test_instance_model_without_instance_targets_is_one_clear_error(tmp_path):

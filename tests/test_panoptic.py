@@ -242,22 +242,22 @@ def test_pq_of_things_and_stuff_by_hand_with_a_crowd_region():
     masks[1, 6:10, 6:10] = True  # the crowd region
     semantic[masks[0]] = semantic[masks[1]] = 1
     target = panoptic_target(semantic, make_instances(masks, [1, 1], [False, True]), thing_ids=[1])
-    assert target[0, 0] == 1001 and target[9, 9] == 255_000 and target[5, 5] == 0
+    assert target[0, 0] == 1001 and target[9, 9] == 1000 and target[5, 5] == 0  # the crowd: class 1, no instance
 
     prediction = torch.zeros(10, 10, dtype=torch.long)
     prediction[0:4, 0:5] = 1001
     prediction[3, 1:5] = 0  # 4 car pixels missed
     prediction[4, 0] = 1001  # 1 extra
     prediction[5, 0:3] = 1002  # a false positive car of 3 pixels
-    prediction[7:10, 7:10] = 1003  # inside the crowd region: void, neither false positive nor match
+    prediction[7:10, 7:10] = 1003  # inside the crowd region of its class: neither false positive nor match
     metric = PanopticMetrics(thing_ids=[1], num_classes=2)
     metric.update_maps(prediction[None], target[None])
     scores = metric.scores()
     car_iou = 16 / 21
     assert scores["SQ_things"] == pytest.approx(car_iou) and scores["RQ_things"] == pytest.approx(1 / 1.5)
     assert scores["PQ_things"] == pytest.approx(car_iou / 1.5)
-    # Stuff: 64 ground-truth pixels, 60 of them predicted stuff; 71 predicted stuff pixels, 7 of them in the
-    # (void) crowd region: union 71 - 7 + 64 - 60 = 68.
-    stuff_iou = 60 / 68
+    # Stuff: 64 ground-truth pixels, 60 of them predicted stuff; 71 predicted stuff pixels, 7 of them on the crowd
+    # region, which is not void: union 71 + 64 - 60 = 75.
+    stuff_iou = 60 / 75
     assert scores["PQ_stuff"] == pytest.approx(stuff_iou, abs=1e-6)
     assert scores["PQ"] == pytest.approx((car_iou / 1.5 + stuff_iou) / 2)
