@@ -12,11 +12,14 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 
 install: $(VENV)/.installed
 
+# panopticapi-lite, the tests' PQ reference, goes in without its dependencies: its metadata pins numpy<2, which
+# its evaluation code does not need.
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps "panopticapi-lite==0.2.0"
 	touch $@
 
 train: install

@@ -1,14 +1,10 @@
 """Evaluate a checkpoint: ``python eval.py ckpt_path=<run>/checkpoints/best.ckpt`` (see README)."""
 
-import hydra
-
-from seglab.config import CONFIG_DIR
-from seglab.errors import exit_on_user_error
-from seglab.evaluate import evaluate
+from seglab.checkpoint_overrides import checkpoint_command
+from seglab.evaluate import EVAL_ONLY_KEYS, evaluate
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
-@exit_on_user_error
+@checkpoint_command("eval", EVAL_ONLY_KEYS)
 def main(cfg) -> None:
     evaluate(cfg)
 

@@ -1,14 +1,10 @@
 """Segment images with a checkpoint: ``python predict.py ckpt_path=<ckpt> input=<images> output_dir=<dir>`` (see README)."""
 
-import hydra
-
-from seglab.config import CONFIG_DIR
-from seglab.errors import exit_on_user_error
-from seglab.predict import predict
+from seglab.checkpoint_overrides import checkpoint_command
+from seglab.predict import PREDICT_ONLY_KEYS, predict
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
-@exit_on_user_error
+@checkpoint_command("predict", PREDICT_ONLY_KEYS)
 def main(cfg) -> None:
     predict(cfg)
 

@@ -29,6 +29,17 @@ QUICK = [
     "trainer.num_sanity_val_steps=0",
     "trainer.accelerator=cpu",
 ]
+# Two steps on 32x32 images: 8 training images in batches of 4, 4 validation images.
+TINY_INSTANCES = [
+    "data.dataset.image_size=[32,32]",
+    "data.dataset.lengths={train:8,val:4,test:4}",
+    "data.batch_size=4",
+    "trainer.max_epochs=1",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.log_every_n_steps=1",
+    "trainer.accelerator=cpu",
+    "logger=csv",
+]
 
 
 def make_cfg(output_dir: Path, *overrides: str, config_name: str = "train") -> DictConfig:
@@ -68,3 +79,12 @@ def trained_run(tmp_path_factory) -> tuple[Path, dict]:
     run_dir = tmp_path_factory.mktemp("trained_run")
     metrics = train(make_cfg(run_dir, *TINY))
     return run_dir, metrics
+
+
+@pytest.fixture(scope="session")
+def panoptic_run(tmp_path_factory) -> tuple[Path, dict]:
+    """Two steps of Panoptic-DeepLab on synthetic data, shared by every test that needs an instance checkpoint."""
+    from seglab.train import train
+
+    run_dir = tmp_path_factory.mktemp("panoptic_deeplab")
+    return run_dir, train(make_cfg(run_dir, "model=panoptic_deeplab", *TINY_INSTANCES))

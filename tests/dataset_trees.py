@@ -13,6 +13,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as coco_mask
 
+from seglab.data.datasets.coco_categories import COCO_2017_CLASS_NAMES
+
 # Real COCO 2017 category ids: 1..90 with gaps (12, 26, 29, 30, 45, 66, 68, 69, 71, 83 are unused).
 COCO_CATEGORY_IDS = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
 
@@ -110,16 +112,24 @@ def _uncompressed_rle(mask: np.ndarray) -> dict:
     return {"size": list(mask.shape), "counts": counts}
 
 
-def write_coco_tree(root: Path, class_names: list[str], seed: int = 0) -> dict[str, list[dict]]:
+def write_coco_tree(
+    root: Path,
+    categories: dict[int, str] | None = None,
+    object_categories: tuple[int, int, int] = (1, 3, 90),
+    seed: int = 0,
+) -> dict[str, list[dict]]:
     """``root/annotations/instances_{train2017,val2017}.json`` and ``root/{train2017,val2017}/<12 digits>.jpg``.
 
-    Each split has an image with a polygon object (an L shape), a compressed-RLE object, an object of category
-    90 (toothbrush, the last id) and a crowd region in uncompressed RLE, and an image without annotations.
-    ``class_names`` are background + the 80 COCO names. Returns {split: [per image: {"file", "objects":
-    [(mask, category_id, iscrowd)]}]}.
+    ``categories`` ({id: name}, default COCO 2017's 80) are the json's categories. Each split has an image with a
+    polygon object (an L shape), a compressed-RLE object and a third object, of ``object_categories`` (default:
+    person, car and toothbrush, COCO's last id), and a crowd region of the first category in uncompressed RLE, and
+    an image without annotations. Returns {split: [per image: {"file", "objects": [(mask, category_id, iscrowd)]}]}.
     """
     rng = np.random.default_rng(seed)
-    categories = [{"id": cid, "name": name, "supercategory": "thing"} for cid, name in zip(COCO_CATEGORY_IDS, class_names[1:])]
+    if categories is None:
+        categories = dict(zip(COCO_CATEGORY_IDS, COCO_2017_CLASS_NAMES[1:]))
+    listed = [{"id": cid, "name": name, "supercategory": "thing"} for cid, name in categories.items()]
+    first, second, third = object_categories
     written: dict[str, list[dict]] = {}
     for split, first_id in (("train2017", 9), ("val2017", 139)):
         (root / split).mkdir(parents=True, exist_ok=True)
@@ -147,7 +157,7 @@ def write_coco_tree(root: Path, class_names: list[str], seed: int = 0) -> dict[s
                     [[40, 5, 58, 5, 58, 9, 40, 9]],
                     _uncompressed_rle(crowd),
                 ]
-                objects = [(person, 1, 0), (car, 3, 0), (brush, 90, 0), (crowd, 1, 1)]
+                objects = [(person, first, 0), (car, second, 0), (brush, third, 0), (crowd, first, 1)]
                 for k, (segmentation, (mask, cid, iscrowd)) in enumerate(zip(segmentations, objects)):
                     ys, xs = np.nonzero(mask)
                     annotations.append({
@@ -157,7 +167,7 @@ def write_coco_tree(root: Path, class_names: list[str], seed: int = 0) -> dict[s
                     })  # fmt: skip
             written[split].append({"file": root / split / file_name, "objects": objects})
         (root / "annotations").mkdir(exist_ok=True)
-        content = {"images": images, "annotations": annotations, "categories": categories, "info": {}, "licenses": []}
+        content = {"images": images, "annotations": annotations, "categories": listed, "info": {}, "licenses": []}
         (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(content))
     return written
 

@@ -80,6 +80,8 @@ def test_trains_one_step_on_the_tree(cityscapes_root, tmp_path):
     metrics = train(cfg)
     assert 0.0 <= metrics["val/mIoU"] <= 1.0
     assert set(f"val/IoU/{name}" for name in CLASS_NAMES) <= set(metrics)
+    official = {"val/iIoU", "val/mIoU_category", "val/iIoU_category", "val/iIoU_class/person", "val/IoU_category/flat"}
+    assert official <= set(metrics)  # data=cityscapes reports the official evaluation's four scores
 
 
 def test_bad_root_exits_with_one_clear_message(tmp_path):
@@ -148,6 +150,8 @@ def test_mismatched_sizes_missing_images_and_instance_maps_are_named(tmp_path):
     CityscapesDataset(root, "train")  # semantic runs do not need instance maps
     with pytest.raises(UserError, match=f"{instance_map.name} is missing"):
         CityscapesDataset(root, "train", return_instances=True)
+    with pytest.raises(UserError, match=f"{instance_map.name} is missing .*data.cityscapes_scores=false"):
+        CityscapesDataset(root, "train", instance_ids=True)
 
 
 def test_instance_batches_from_the_datamodule(cityscapes_root):
@@ -162,3 +166,62 @@ def test_instance_batches_from_the_datamodule(cityscapes_root):
         for instance, label in zip(target["masks"].bool(), target["labels"]):
             assert (mask[instance] == label).all() or (mask[instance] == 255).all()
     assert torch.cat([t["labels"] for t in batch["instances"]]).min() >= 11
+
+
+def test_evaluation_batches_carry_the_instance_ids_only_when_the_official_scores_are_on(cityscapes_root):
+    options = ["data=cityscapes", f"data.root={cityscapes_root}", "data.crop_size=[32,64]", "data.num_workers=0"]
+    cfg = compose_config("train", options)
+    assert cfg.model.cityscapes_scores is True
+    datamodule = instantiate(cfg.data, _convert_="partial")
+    datamodule.setup("fit")
+    val_batch = next(iter(datamodule.val_dataloader()))
+    assert "instance_ids" not in next(iter(datamodule.train_dataloader()))  # the training loader reads no extra file
+    raw = np.asarray(Image.open(str(datamodule.datasets["val"].samples[0][1]).replace("_labelIds", "_instanceIds")))
+    assert val_batch["instance_ids"].shape == (1, 64, 128) and np.array_equal(val_batch["instance_ids"][0].numpy(), raw)
+    off = compose_config("train", [*options, "data.cityscapes_scores=false"])
+    assert off.model.cityscapes_scores is False
+    datamodule = instantiate(off.data, _convert_="partial")
+    datamodule.setup("validate")
+    assert "instance_ids" not in next(iter(datamodule.val_dataloader()))
+
+
+def test_the_official_scores_need_cityscapes_classes_and_instance_ids():
+    from seglab.builders import instantiate_part
+
+    tiny = ["model/backbone=resnet18", "model.backbone.weights=null"]
+    with pytest.raises(UserError, match="scores the 19 Cityscapes classes, but the data has 5"):
+        instantiate_part(compose_config("train", [*tiny, "model.cityscapes_scores=true"]).model)
+    module = instantiate_part(compose_config("train", [*tiny, "data=cityscapes"]).model)
+    batch = {"image": torch.zeros(1, 3, 32, 64), "mask": torch.zeros(1, 32, 64, dtype=torch.long)}
+    with pytest.raises(UserError, match="no Cityscapes instance ids.*data.cityscapes_scores=true"):
+        module.eval().validation_step(batch, 0)
+
+
+def test_mask_rcnn_on_cityscapes_reports_the_official_instance_ap(tmp_path):
+    from seglab.builders import instantiate_part
+
+    root = write_cityscapes_tree(tmp_path, block=16)  # instances of 256 pixels: above the official minimum of 100
+    options = ["model=maskrcnn", "data=cityscapes", f"data.root={root}", "model/backbone=resnet18", "model.backbone.weights=null",
+               "data.num_workers=0", "model.detections_per_image=10", "+model.detector_options.rpn_post_nms_top_n_test=50"]
+    cfg = compose_config("train", options)
+    datamodule = instantiate(cfg.data, _convert_="partial")
+    datamodule.setup("validate")
+    module = instantiate_part(cfg.model).eval()
+    with torch.no_grad():
+        for batch in datamodule.val_dataloader():
+            module.validation_step(batch, 0)
+    scores = module.compute_scores(module.val_metrics)
+    assert {"mAP", "AP_cityscapes", "AP50_cityscapes"} <= set(scores)
+    assert 0.0 <= scores["AP_cityscapes"] <= scores["AP50_cityscapes"] <= 1.0  # a number: there is ground truth
+
+
+def test_instance_weights_and_categories_are_the_official_ones():
+    from cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling import args
+    from cityscapesscripts.helpers.labels import category2labels
+
+    from seglab.data.datasets.cityscapes_labels import AVERAGE_INSTANCE_SIZE, CATEGORIES, INSTANCE_CATEGORIES
+
+    thing_names = {CLASS_NAMES[i] for i in compose_config("train", ["data=cityscapes"]).data.thing_ids}
+    assert AVERAGE_INSTANCE_SIZE == {name: args.avgClassSize[name] for name in thing_names}
+    assert set(CATEGORIES) == set(category2labels) - {"void"}
+    assert set(INSTANCE_CATEGORIES) == {"human", "vehicle"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,18 +11,21 @@ from hydra.utils import instantiate
 
 from seglab.config import compose_config
 from seglab.data.datasets import COCOSegmentation
-from seglab.errors import UserError
+from seglab.data.datasets.coco_categories import COCO_2017_CLASS_NAMES
+from seglab.errors import UserError, exit_on_user_error
 from seglab.train import train
 from tests.conftest import make_cfg
 from tests.dataset_trees import COCO_CATEGORY_IDS, write_coco_tree
 
-CLASS_NAMES = list(compose_config("train", ["data=coco"]).data.class_names)
+CLASS_NAMES = list(COCO_2017_CLASS_NAMES)
+# A custom dataset in COCO's format: three categories with gapped ids.
+GAPPED = {3: "person", 7: "car", 12: "sign"}
 
 
 @pytest.fixture(scope="module")
 def coco(tmp_path_factory):
     root = tmp_path_factory.mktemp("coco")
-    return root, write_coco_tree(root, CLASS_NAMES)
+    return root, write_coco_tree(root)
 
 
 def test_semantic_masks_paint_objects_by_class_and_ignore_crowds(coco):
@@ -62,8 +66,8 @@ def test_category_ids_map_to_contiguous_classes_and_back(coco):
     assert sorted(dataset.class_to_category.values()) == COCO_CATEGORY_IDS
 
 
-def _edit_json(root, edit):
-    path = root / "annotations" / "instances_val2017.json"
+def _edit_json(root, edit, split="val2017"):
+    path = root / "annotations" / f"instances_{split}.json"
     content = json.loads(path.read_text())
     edit(content)
     path.write_text(json.dumps(content))
@@ -72,7 +76,7 @@ def _edit_json(root, edit):
 
 def test_bad_input_gives_one_clear_message(tmp_path):
     root = tmp_path / "coco"
-    write_coco_tree(root, CLASS_NAMES)
+    write_coco_tree(root)
     with pytest.raises(UserError, match=f"annotation file {root}/annotations/instances_test2017.json is missing"):
         COCOSegmentation(root, "test2017")
     with pytest.raises(UserError, match="do not match data.class_names"):
@@ -111,3 +115,129 @@ def test_instance_batches_and_one_training_step(coco, tmp_path):
     cfg = make_cfg(tmp_path, "data=coco", *overrides, "model/backbone=resnet18", "model.backbone.weights=null", "debug=fdr")
     metrics = train(cfg)
     assert 0.0 <= metrics["val/mIoU"] <= 1.0 and "val/IoU/toothbrush" in metrics
+
+
+def _data_config(root, *overrides):
+    return compose_config("train", ["data=coco", f"data.root={root}", *overrides]).data
+
+
+@pytest.mark.parametrize(
+    ("categories", "objects", "expected"),
+    [
+        (None, (1, 3, 90), CLASS_NAMES),  # COCO 2017's own json: its 80 categories
+        (GAPPED, (3, 7, 12), ["background", "person", "car", "sign"]),
+        ({5: "cell"}, (5, 5, 5), ["background", "cell"]),
+    ],
+    ids=["coco2017", "gapped ids", "one category"],
+)
+def test_classes_are_the_json_categories_in_id_order(tmp_path, categories, objects, expected):
+    write_coco_tree(tmp_path, categories, objects)
+    data = _data_config(tmp_path, "data.return_instances=true")
+    assert list(data.class_names) == expected and data.num_classes == len(expected)
+    assert list(data.thing_ids) == list(range(1, len(expected)))
+    datamodule = instantiate(data, _convert_="partial")
+    datamodule.setup("fit")
+    val_set = datamodule.datasets["val"]
+    assert [val_set.class_to_category[c] for c in range(1, len(expected))] == sorted(set(categories or COCO_CATEGORY_IDS))
+    sample = val_set[0]  # the semantic and instance targets use the same class ids
+    classes = [val_set.category_to_class[c] for c in objects]
+    assert sample["instances"]["labels"].tolist() == [*classes, classes[0]]
+    assert set(sample["mask"].unique().tolist()) == {0, *classes, 255}
+
+
+def test_default_classes_without_a_root_are_coco_2017s():
+    data = compose_config("train", ["data=coco"]).data
+    assert tuple(data.class_names) == COCO_2017_CLASS_NAMES and len(data.thing_ids) == 80
+
+
+def test_an_explicit_class_list_is_checked_against_the_json(tmp_path):
+    write_coco_tree(tmp_path, GAPPED, (3, 7, 12))
+    data = _data_config(tmp_path, "data.class_names=[background,person,car,sign]")
+    assert data.num_classes == 4 and list(data.thing_ids) == [1, 2, 3]
+    instantiate(data, _convert_="partial").setup("fit")
+    wrong = instantiate(_data_config(tmp_path, "data.class_names=[background,person,car]"), _convert_="partial")
+    with pytest.raises(UserError, match=r"instances_train2017.json \(3: person, car, sign\) do not match data.class_names \(2 after"):
+        wrong.setup("fit")
+
+
+def _class_names_error(root, capsys) -> str:
+    """What ``train.py data=coco data.root=<root>`` prints when the class names cannot be read: one line, exit 2."""
+    cfg = compose_config("train", ["data=coco", f"data.root={root}"])
+    with pytest.raises(SystemExit) as exit_info:
+        exit_on_user_error(lambda config: list(config.data.class_names))(cfg)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(lines) == 1
+    return lines[0]
+
+
+def test_splits_with_different_categories_are_one_error_naming_both_files(tmp_path, capsys):
+    write_coco_tree(tmp_path, GAPPED, (3, 7, 12))
+    train_file = tmp_path / "annotations" / "instances_train2017.json"
+    val_file = _edit_json(tmp_path, lambda c: c["categories"][2].update(name="truck"))
+    message = _class_names_error(tmp_path, capsys)
+    assert f"{train_file} and {val_file} list different categories" in message
+    assert "only in the first: sign; only in the second: truck" in message
+    _edit_json(tmp_path, lambda c: c["categories"].__setitem__(2, {"id": 2, "name": "sign"}))  # sign before person
+    assert "the same names in another id order" in _class_names_error(tmp_path, capsys)
+
+
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (lambda c: c.pop("categories"), "instances_val2017.json lists no categories; a COCO instances file names"),
+        (lambda c: c.update(categories=[]), "instances_val2017.json lists no categories"),
+        (lambda c: c["categories"][0].pop("name"), r"the category \{'id': 3, 'supercategory': 'thing'\} needs an integer 'id' and a 'name'"),
+        (lambda c: c["categories"][1].update(id=3), "lists category id 3 more than once"),
+        (lambda c: c["categories"][1].update(name="person"), r"categories \[3, 7\] have the same name and supercategory \(person \(thing\)\)"),
+    ],
+    ids=["no categories", "empty", "no name", "repeated id", "same name"],
+)
+def test_malformed_categories_are_one_clear_error(tmp_path, capsys, edit, error):
+    write_coco_tree(tmp_path, GAPPED, (3, 7, 12))
+    (tmp_path / "annotations" / "instances_train2017.json").unlink()  # the val file is the one read
+    _edit_json(tmp_path, edit)
+    assert re.search(error, _class_names_error(tmp_path, capsys))
+    with pytest.raises(UserError, match=error):
+        COCOSegmentation(tmp_path, "val2017")
+
+
+def test_shared_names_get_their_supercategory_and_unused_categories_stay_classes(tmp_path):
+    write_coco_tree(tmp_path, GAPPED, (3, 7, 12))
+    for split in ("train2017", "val2017"):
+        _edit_json(tmp_path, lambda c: c["categories"].extend([
+            {"id": 20, "name": "car", "supercategory": "toy"},  # no annotation uses it
+            {"id": 21, "name": "background", "supercategory": "scene"},
+        ]), split)  # fmt: skip
+    names = ["background", "person", "car (thing)", "sign", "car (toy)", "background (scene)"]
+    assert list(_data_config(tmp_path).class_names) == names
+    dataset = COCOSegmentation(tmp_path, "val2017", return_instances=True)
+    assert list(dataset.class_names) == names and dataset.class_to_category[4] == 20
+    assert 4 not in dataset[0]["mask"].unique().tolist()
+
+
+def test_categories_are_read_wherever_the_json_lists_them(tmp_path):
+    """COCO's files end with their categories (read from the end of the file); other files list them anywhere,
+    and a "categories" key nested at the end of the file is not the top-level one."""
+    write_coco_tree(tmp_path, GAPPED, (3, 7, 12))
+    path = tmp_path / "annotations" / "instances_val2017.json"
+    content = json.loads(path.read_text())
+    layouts = {
+        "last": {key: content[key] for key in ("images", "annotations", "categories")},
+        "first": {key: content[key] for key in ("categories", "images", "annotations")},
+        "nested decoy": {**content, "info": {"categories": [{"id": 1, "name": "decoy"}]}},
+    }
+    (tmp_path / "annotations" / "instances_train2017.json").unlink()
+    for layout in layouts.values():
+        path.write_text(json.dumps(layout, indent=1))
+        assert list(_data_config(tmp_path).class_names) == ["background", "person", "car", "sign"]
+
+
+def test_the_val_file_missing_stops_training_and_the_train_file_alone_names_the_classes(tmp_path, capsys):
+    write_coco_tree(tmp_path, GAPPED, (3, 7, 12))
+    (tmp_path / "annotations" / "instances_val2017.json").unlink()
+    data = _data_config(tmp_path)
+    assert list(data.class_names) == ["background", "person", "car", "sign"]
+    with pytest.raises(UserError, match=r"annotation file .*instances_val2017.json is missing"):
+        instantiate(data, _convert_="partial").setup("fit")
+    (tmp_path / "annotations" / "instances_train2017.json").unlink()
+    assert re.search(r"annotation file .*instances_train2017.json is missing", _class_names_error(tmp_path, capsys))

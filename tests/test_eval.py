@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
+import seglab.checkpoint_overrides as checkpoint_overrides
+from seglab.builders import build_datamodule, build_model
+from seglab.checkpoint import load_trained_model, training_config
+from seglab.checkpoint_overrides import as_typed, defer_to_checkpoint
 from seglab.data.datasets import SyntheticShapes
 from seglab.data.palette import default_palette
 from seglab.errors import UserError
-from seglab.evaluate import evaluate
+from seglab.evaluate import EVAL_ONLY_KEYS, evaluate
+from seglab.export import EXPORT_ONLY_KEYS
 from seglab.metrics import SegmentationMetrics
-from tests.conftest import make_cfg, run_script
+from seglab.predict import PREDICT_ONLY_KEYS
+from tests.conftest import REPO, make_cfg, run_script
 
 
 def test_evaluate_reproduces_the_training_metric(trained_run, tmp_path):
@@ -107,3 +116,76 @@ def test_color_export_shows_the_colour_mask_beside_the_overlay(trained_run, tmp_
 def test_cityscapes_export_of_other_data_is_a_clear_error(trained_run, tmp_path):
     with pytest.raises(UserError, match="export.format=cityscapes needs Cityscapes image names"):
         _evaluate(trained_run[0], tmp_path, "export.format=cityscapes")
+
+
+def test_eval_overrides_a_key_of_the_checkpoints_preset_without_plus(panoptic_run, tmp_path):
+    """eval.yaml composes the default semantic preset, which has no model.center_threshold: the override is
+    applied to the checkpoint's Panoptic-DeepLab config, and the rebuilt config is written beside metrics.json."""
+    checkpoint = panoptic_run[0] / "checkpoints" / "best.ckpt"
+    result = run_script("eval.py", f"ckpt_path={checkpoint}", "model.center_threshold=0.0", "model.top_k=5", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rebuilt = OmegaConf.load(tmp_path / "resolved_config.yaml")
+    assert rebuilt.model.center_threshold == 0.0 and rebuilt.model.top_k == 5
+    assert rebuilt.model._target_ == "seglab.tasks.PanopticDeepLabModule"
+    assert "PQ" in json.loads((tmp_path / "metrics.json").read_text())
+    train_cfg = training_config(checkpoint, ["model.center_threshold=0.0"], EVAL_ONLY_KEYS)
+    assert build_model(train_cfg, build_datamodule(train_cfg)).postprocess_options["threshold"] == 0.0
+
+
+def test_a_key_in_neither_config_is_one_clear_error(panoptic_run, tmp_path):
+    """Through python -m seglab.export (which shares eval.py's handling of the command line): one line, exit 2."""
+    checkpoint = panoptic_run[0] / "checkpoints" / "best.ckpt"
+    command = [sys.executable, "-m", "seglab.export", f"ckpt_path={checkpoint}", "model.center_treshold=0.0", f"hydra.run.dir={tmp_path}"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: the overrides do not apply to the config {checkpoint} was trained with")
+    assert "Could not override 'model.center_treshold'" in lines[0]
+    with pytest.raises(UserError, match="Could not override 'trainer.max_epoch'"):
+        training_config(checkpoint, ["trainer.max_epoch=1"], EVAL_ONLY_KEYS)  # a typo of a key both configs have
+
+
+@pytest.mark.parametrize("override", ["model=maskrcnn", "model=panoptic_deeplab", "model/backbone=resnet50", "experiment=smoke"])
+def test_choosing_another_network_for_a_checkpoint_is_refused(panoptic_run, override):
+    """Re-choosing the model preset, its backbone or an experiment would build another network than the
+    weights fit (or reset the training run's model options): refused, single keys are the way."""
+    checkpoint = panoptic_run[0] / "checkpoints" / "best.ckpt"
+    with pytest.raises(UserError, match=rf"{override} would choose another network than the one .*best.ckpt holds"):
+        training_config(checkpoint, [override], EVAL_ONLY_KEYS)
+
+
+def test_an_override_that_reshapes_the_network_is_one_clear_error(trained_run, tmp_path):
+    checkpoint = trained_run[0] / "checkpoints" / "best.ckpt"
+    train_cfg = training_config(checkpoint, ["model.decoder.out_channels=64"], EVAL_ONLY_KEYS)
+    with pytest.raises(UserError, match=r"the weights in .*best.ckpt do not fit the network the config builds \(\d+ tensors, e.g. .* in the file but .* in the network\)"):
+        load_trained_model(checkpoint, train_cfg)
+    with pytest.raises(UserError, match="do not fit the network"):
+        _evaluate(trained_run[0], tmp_path, "model.decoder.out_channels=64")
+
+
+@pytest.mark.parametrize(
+    ("keys", "typed", "hydra_gets"),
+    [
+        (EVAL_ONLY_KEYS, ["ckpt_path=a.ckpt", "eval.split=test", "export.format=coco"], ["ckpt_path=a.ckpt", "eval.split=test", "export.format=coco"]),
+        (EVAL_ONLY_KEYS, ["model.center_threshold=0.0", "+trainer.limit_val_batches=2", "seed=3"],
+         ["++model.center_threshold=0.0", "++trainer.limit_val_batches=2", "++seed=3"]),
+        (EVAL_ONLY_KEYS, ["inference=slide", "model/backbone=resnet50", "model/decoder@model.instance_decoder=aspp"],
+         ["inference=slide", "model/backbone=resnet50", "model/decoder@model.instance_decoder=aspp"]),
+        (EVAL_ONLY_KEYS, ["~seed", "++seed=1", "hydra.run.dir=/tmp/x", "-m", "--cfg", "job"], ["~seed", "++seed=1", "hydra.run.dir=/tmp/x", "-m", "--cfg", "job"]),
+        (PREDICT_ONLY_KEYS, ["input=a.png", "output_dir=out", "predict.device=cpu", "model.top_k=3"],
+         ["input=a.png", "output_dir=out", "predict.device=cpu", "++model.top_k=3"]),
+        (EXPORT_ONLY_KEYS, ["format=onnx", "opset=17", "output=m.onnx", "model.decoder.out_channels=64"],
+         ["format=onnx", "opset=17", "output=m.onnx", "++model.decoder.out_channels=64"]),
+    ],
+    ids=["command keys", "training keys", "groups", "deletions, ++, hydra, flags", "predict", "export"],
+)  # fmt: skip
+def test_hydra_gets_training_keys_with_plus_plus_and_the_checkpoint_gets_them_as_typed(keys, typed, hydra_gets, monkeypatch):
+    assert defer_to_checkpoint(typed, keys) == hydra_gets
+    monkeypatch.setattr(checkpoint_overrides, "_typed", typed)
+    overrides = [a for a in hydra_gets if "=" in a or a.startswith("~")]
+    assert as_typed(overrides) == [a for a in typed if "=" in a or a.startswith("~")]
+
+
+def test_a_multirun_job_gets_its_own_value_as_typed(monkeypatch):
+    monkeypatch.setattr(checkpoint_overrides, "_typed", ["-m", "model.center_threshold=0.0,0.5", "+model.new=1,2"])
+    assert as_typed(["++model.center_threshold=0.5", "++model.new=2"]) == ["model.center_threshold=0.5", "+model.new=2"]

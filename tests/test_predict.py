@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
 from seglab.data.datasets import SyntheticShapes
@@ -68,3 +71,15 @@ def test_unreadable_file_is_named_and_the_others_still_run(trained_run, photos, 
     assert "Traceback" not in result.stderr
     assert "segmenting" in result.stderr  # the progress bar
     assert sorted(p.name for p in (tmp_path / "out").glob("*_mask.png")) == ["grey_mask.png", "odd_mask.png", "wide_mask.png"]
+
+
+def test_predict_overrides_a_key_of_the_checkpoints_preset_without_plus(panoptic_run, photos, tmp_path):
+    checkpoint = panoptic_run[0] / "checkpoints" / "best.ckpt"
+    result = run_script(
+        "predict.py", f"ckpt_path={checkpoint}", f"input={photos / 'wide.png'}", f"output_dir={tmp_path / 'out'}",
+        "model.center_threshold=0.0", "model.top_k=2", f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rebuilt = OmegaConf.load(tmp_path / "resolved_config.yaml")
+    assert rebuilt.model.center_threshold == 0.0 and rebuilt.model.top_k == 2
+    assert len(json.loads((tmp_path / "out" / "wide_instances.json").read_text())["instances"]) <= 2

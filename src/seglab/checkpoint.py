@@ -1,8 +1,11 @@
 """Rebuilding a trained model from its checkpoint alone (eval.py, predict.py, ``python -m seglab.export``).
 
 :class:`~seglab.callbacks.ConfigSnapshot` stores the training run's config and overrides in every checkpoint;
-the training config is composed again from those overrides, then the command's own overrides on top. Files are
-read through :func:`seglab.checkpoint_io.load_checkpoint`, which runs no code from them unless ``trusted=true``.
+the training config is composed again from those overrides, then the command's own overrides on top (as typed,
+see :mod:`seglab.checkpoint_overrides`): any key of the checkpoint's preset can be set. The network itself is the
+checkpoint's: re-choosing the model preset, backbone or experiment is refused (it would also reset the training
+run's model options), and an override that changes the network's shape is one clear error. Files are read through
+:func:`seglab.checkpoint_io.load_checkpoint`, which runs no code from them unless ``trusted=true``.
 """
 
 from __future__ import annotations
@@ -11,15 +14,19 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
-from omegaconf import DictConfig
+import torch
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
 
 from seglab.builders import build_datamodule, build_model
 from seglab.callbacks.config_snapshot import CHECKPOINT_KEY
 from seglab.checkpoint_io import load_checkpoint
+from seglab.checkpoint_overrides import as_typed
 from seglab.class_weights import use_trained_class_weights
 from seglab.config import compose_config, merge_overrides, override_key, quote_override_value
 from seglab.errors import UserError
 from seglab.preflight import check_checkpoint_classes
+from seglab.redaction import redact
 
 # A rebuilt run sees the whole split, whatever debug settings the training run had, and never downloads weights.
 RESTORE_OVERRIDES = [
@@ -32,6 +39,10 @@ RESTORE_OVERRIDES = [
 
 # Options of a training run's command line that a rebuilt run does not inherit: trusting a file is the caller's call.
 NOT_INHERITED = ("ckpt_path", "debug", "trusted")
+# Config groups that choose the network, which the checkpoint's weights fix.
+NETWORK_GROUPS = ("model", "experiment")
+# The rebuilt run's config, beside the command's own .hydra/ (train.py writes its run's config under this name).
+REBUILT_CONFIG = "resolved_config.yaml"
 
 
 def read_checkpoint(ckpt_path: Path, trusted: bool = False) -> dict[str, Any]:
@@ -66,21 +77,60 @@ def training_config(
     trained_root = snapshot["config"]["data"].get("root")
     if trained_root is not None:  # the data is where training found it, even if that came from the environment
         base.append(f"data.root={quote_override_value(trained_root)}")
-    user = [o for o in command_overrides if override_key(o).split(".")[0] not in command_keys]
+    user = [o for o in as_typed(command_overrides) if override_key(o).split(".")[0] not in command_keys]
+    for override in user:
+        if override_key(override).split("/")[0] in NETWORK_GROUPS and "." not in override_key(override):
+            raise UserError(
+                f"{override} would choose another network than the one {ckpt_path} holds weights for; a command "
+                "that uses a checkpoint keeps the model it was trained with: override single keys of it instead "
+                "(e.g. model.center_threshold=0.0)"
+            )
     chosen = [o.split("=", 1)[1] for o in user if override_key(o) == "inference"]
     if mode is not None and chosen and chosen[-1] != mode:
         raise UserError(f"the inference mode {mode!r} and inference={chosen[-1]} disagree; give the mode once")
     if mode is not None and not chosen:
         user.insert(0, f"inference={mode}")
-    cfg = compose_config("train", merge_overrides(base + RESTORE_OVERRIDES, user))
+    try:
+        cfg = compose_config("train", merge_overrides(base + RESTORE_OVERRIDES, user))
+    except HydraException as err:
+        reason = " ".join(str(err).split())
+        raise UserError(f"the overrides do not apply to the config {ckpt_path} was trained with: {reason}") from None
     use_trained_class_weights(cfg, snapshot["config"])  # loss.class_weights=auto: the weights training used
     check_checkpoint_classes(snapshot["config"]["data"], cfg.data, ckpt_path)
     return cfg
+
+
+def save_rebuilt_config(train_cfg: DictConfig, run_dir: Path) -> Path:
+    """Write the config that rebuilt the model (the checkpoint's, with the command's overrides) as
+    ``<run_dir>/resolved_config.yaml``, secrets masked; the command's own ``.hydra/config.yaml`` shows the default
+    presets instead (see :mod:`seglab.checkpoint_overrides`)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / REBUILT_CONFIG
+    path.write_text(OmegaConf.to_yaml(redact(OmegaConf.to_container(train_cfg, resolve=True))))
+    return path
+
+
+def check_weights_fit(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], ckpt_path: Path) -> None:
+    """The checkpoint's weights must fit the rebuilt network: an override may have changed its shape
+    (``model.decoder.out_channels``, ``model.backbone.name``, ...)."""
+    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    stored = {name: tuple(value.shape) for name, value in state_dict.items()}
+    problems = [f"{name} is {stored[name]} in the file but {shape} in the network" for name, shape in expected.items()
+                if name in stored and stored[name] != shape]  # fmt: skip
+    problems += [f"{name} is missing from the file" for name in expected.keys() - stored.keys()]
+    problems += [f"{name} is not in the network" for name in stored.keys() - expected.keys()]
+    if problems:
+        raise UserError(
+            f"the weights in {ckpt_path} do not fit the network the config builds ({len(problems)} tensors, e.g. "
+            f"{problems[0]}); drop the overrides that change the network's layers"
+        )
 
 
 def load_trained_model(ckpt_path: Path, train_cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     """The data module (not set up: no data is read) and the model with the checkpoint's weights, in eval mode."""
     datamodule = build_datamodule(train_cfg)
     model = build_model(train_cfg, datamodule)
-    model.load_state_dict(read_checkpoint(ckpt_path, train_cfg.get("trusted", False))["state_dict"])
+    state_dict = read_checkpoint(ckpt_path, train_cfg.get("trusted", False))["state_dict"]
+    check_weights_fit(model, state_dict, ckpt_path)
+    model.load_state_dict(state_dict)
     return datamodule, model.eval()

@@ -23,9 +23,19 @@ def _folder_classes(root: str | None) -> list[str]:
     return folder_class_names(root)
 
 
-# conf/data/folder.yaml reads its class names from <data.root>/classes.yaml.
+def _coco_classes(root: str | None, *splits: str | None) -> list[str]:
+    from seglab.data.datasets.coco_categories import split_class_names  # lazy, as above
+
+    return split_class_names(root, *splits)
+
+
+# conf/data/folder.yaml reads its class names from <data.root>/classes.yaml, conf/data/coco.yaml from the
+# categories of the splits' annotation files.
 OmegaConf.register_new_resolver("seglab.folder_classes", _folder_classes, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("seglab.coco_classes", _coco_classes, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("seglab.len", len, replace=True)
+# ${seglab.range:1,${data.num_classes}}: the class ids 1..N-1 (every class but background).
+OmegaConf.register_new_resolver("seglab.range", lambda start, stop: list(range(start, stop)), replace=True)
 
 
 def _slurm_nodes() -> int:

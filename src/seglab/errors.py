@@ -14,6 +14,7 @@ import traceback
 from typing import Any, Callable, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from seglab.redaction import environment_secrets, redact_text, secrets_in
 
@@ -27,9 +28,11 @@ class UserError(Exception):
 
 def user_error_cause(err: BaseException | None) -> UserError | None:
     """The :class:`UserError` that ``err`` is or was raised from, if any: ``hydra.utils.instantiate`` wraps what a
-    part's constructor raises (e.g. a bad loss option) in its own ``InstantiationException``."""
+    part's constructor raises (e.g. a bad loss option) in its own ``InstantiationException`` (as its cause), and
+    OmegaConf wraps what a resolver raises (e.g. ``data.class_names`` of ``data=coco``) in an
+    ``InterpolationResolutionError`` raised while handling it (as its context)."""
     while err is not None and not isinstance(err, UserError):
-        err = err.__cause__
+        err = err.__cause__ or (err.__context__ if isinstance(err, InterpolationResolutionError) else None)
     return err
 
 

@@ -12,10 +12,10 @@ from omegaconf import DictConfig
 
 from seglab.builders import build_model, build_trainer
 from seglab.callbacks import InstancePredictionWriter, PredictionWriter
-from seglab.checkpoint import training_config
+from seglab.checkpoint import check_weights_fit, read_checkpoint, save_rebuilt_config, training_config
 from seglab.config import run_overrides
 from seglab.data.transforms import find_normalize
-from seglab.distributed import prepare_process, release_ddp_children
+from seglab.distributed import is_rank_zero, prepare_process, release_ddp_children
 from seglab.errors import UserError
 from seglab.inference.instance_writers import INSTANCE_EXPORT_FORMATS
 from seglab.inference.writers import EXPORT_FORMATS
@@ -32,7 +32,8 @@ EVAL_ONLY_KEYS = ("ckpt_path", "eval", "export", "task_name")
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score ``cfg.ckpt_path`` on ``cfg.eval.split`` with inference mode ``cfg.eval.mode``; print a per-class
-    table, write ``metrics.json`` and, with ``cfg.export.format``, the predictions.
+    table, write ``metrics.json``, the rebuilt config (``resolved_config.yaml``) and, with ``cfg.export.format``,
+    the predictions.
 
     A split without labels (Cityscapes test) gets predictions only: ``metrics.json`` then holds no scores.
     """
@@ -44,9 +45,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.paths.output_dir)
     prepare_process(train_cfg.trainer)
 
+    if is_rank_zero():
+        save_rebuilt_config(train_cfg, run_dir)
     datamodule = preflight(train_cfg)  # before any data is loaded
     datamodule.setup("validate" if split == "val" else "test")
     model = build_model(train_cfg, datamodule)
+    check_weights_fit(model, read_checkpoint(ckpt_path, cfg.trusted)["state_dict"], ckpt_path)
     check_inference_mode(model, "eval.mode", mode)
     callbacks = [] if export_format is None else [prediction_writer(export_format, Path(cfg.export.dir), datamodule, model)]
     trainer = build_trainer(train_cfg, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))

@@ -12,16 +12,16 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from seglab.checkpoint import load_trained_model, training_config
-from seglab.config import CONFIG_DIR, run_overrides
+from seglab.checkpoint import load_trained_model, save_rebuilt_config, training_config
+from seglab.checkpoint_overrides import checkpoint_command
+from seglab.config import run_overrides
 from seglab.data.transforms import find_normalize
-from seglab.errors import UserError, exit_on_user_error
+from seglab.errors import UserError
 from seglab.tasks.instance import InstanceSegmentationModule
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ def export_model(cfg: DictConfig) -> Path:
         raise UserError(f"format={cfg.format!r} is not a model export format; use one of {list(MODEL_FORMATS)}")
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     train_cfg = training_config(ckpt_path, run_overrides(), EXPORT_ONLY_KEYS, trusted=cfg.trusted)
+    save_rebuilt_config(train_cfg, Path(cfg.paths.output_dir))
     datamodule, module = load_trained_model(ckpt_path, train_cfg)
     if isinstance(module, InstanceSegmentationModule):
         raise UserError(f"{ckpt_path} holds an instance model; model export covers the semantic models (logits out)")
@@ -138,8 +139,7 @@ def export_model(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
-@exit_on_user_error
+@checkpoint_command("export", EXPORT_ONLY_KEYS)
 def main(cfg: DictConfig) -> None:
     export_model(cfg)
 

@@ -15,7 +15,7 @@ from PIL import Image
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from seglab.checkpoint import load_trained_model, training_config
+from seglab.checkpoint import load_trained_model, save_rebuilt_config, training_config
 from seglab.config import run_overrides
 from seglab.data.io import image_tensor, read_image
 from seglab.errors import UserError
@@ -111,6 +111,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     train_cfg = training_config(
         ckpt_path, run_overrides(), PREDICT_ONLY_KEYS, mode=cfg.predict.mode, trusted=cfg.trusted
     )
+    save_rebuilt_config(train_cfg, Path(cfg.paths.output_dir))
     datamodule, model = load_trained_model(ckpt_path, train_cfg)
     check_inference_mode(model, "predict.mode", cfg.predict.mode)
     device = choose_device(cfg.predict.device)

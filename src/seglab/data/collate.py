@@ -38,6 +38,8 @@ def collate_samples(batch: Sequence[dict[str, Any]], ignore_index: int = 255) ->
     - ``name``: list of str.
     - ``instances`` (when the dataset returns them): a list with one dict per sample, since samples have
       different numbers of instances; masks are padded with 0 like the image (see :mod:`seglab.data.instances`).
+    - ``instance_ids`` (Cityscapes' instance id maps, for its official scores): (B, H, W), padded with 0
+      (``unlabeled``, a void id).
     - any other key: :func:`torch.utils.data.default_collate`.
     """
     height = max(sample["image"].shape[-2] for sample in batch)
@@ -49,6 +51,8 @@ def collate_samples(batch: Sequence[dict[str, Any]], ignore_index: int = 255) ->
     for key in batch[0]:
         if key == "instances":
             out[key] = [_pad_instances(s[key], height, width) for s in batch]
+        elif key == "instance_ids":
+            out[key] = torch.stack([_pad_to(s[key], height, width, 0) for s in batch])
         elif key == "name":
             out[key] = [s[key] for s in batch]
         elif key not in out:

@@ -11,7 +11,7 @@ the middle of an epoch goes on with the batches the interrupted run would have d
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import lightning as L
 import torch
@@ -53,6 +53,10 @@ class SegmentationDataModule(L.LightningDataModule):
             to the dataset partial, and it needs ``thing_ids``.
         strict_labels: label values that are neither a class nor ``ignore_index`` are an error (``False``: they
             are ignored with one warning); the config passes it to the dataset partial.
+        eval_dataset_options: keyword arguments the dataset also gets for the validation and test splits (the
+            Cityscapes config asks for the instance id maps its official scores need there).
+        cityscapes_scores: the models also report the official Cityscapes scores (iIoU, category scores,
+            Cityscapes instance AP); the model presets read this key.
     """
 
     def __init__(
@@ -78,6 +82,8 @@ class SegmentationDataModule(L.LightningDataModule):
         thing_ids: Sequence[int] | None = None,
         return_instances: bool = False,
         strict_labels: bool = True,
+        eval_dataset_options: Mapping[str, Any] | None = None,
+        cityscapes_scores: bool = False,
     ) -> None:
         super().__init__()
         if len(class_names) != num_classes:
@@ -106,6 +112,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.thing_ids = list(thing_ids or [])
         self.return_instances = return_instances
         self.strict_labels = strict_labels
+        self.eval_dataset_options = dict(eval_dataset_options or {})
+        self.cityscapes_scores = cityscapes_scores
         self.datasets: dict[str, Dataset] = {}
         self.shuffle_seed = torch.initial_seed()  # the run's seed once seed_everything ran; random otherwise
         self._train_loader: ResumableDataLoader | None = None
@@ -117,7 +125,8 @@ class SegmentationDataModule(L.LightningDataModule):
             if split is None:
                 raise UserError(f"this dataset has no {stage} split configured (set data.{stage}_split)")
             transforms = self.train_transforms if stage == "train" else self.val_transforms
-            parts = [self.dataset(split=part, transforms=transforms) for part in split.split("+")]
+            options = {} if stage == "train" else self.eval_dataset_options
+            parts = [self.dataset(split=part, transforms=transforms, **options) for part in split.split("+")]
             self.datasets[stage] = parts[0] if len(parts) == 1 else ConcatDataset(parts)
         return self.datasets[stage]
 

@@ -49,9 +49,12 @@ class SegmentationMetrics(Metric):
         return scores_from_confusion_matrix(self.confmat)
 
     def named_scores(self) -> dict[str, torch.Tensor]:
-        """The scalar scores as logged: ``mIoU``, ``mAcc``, ``aAcc``, ``fwIoU``, ``IoU/<class name>`` and
-        ``Acc/<class name>``."""
-        scores = self.compute()
+        """The scalar scores as logged (see :meth:`name_scores`)."""
+        return self.name_scores(self.compute())
+
+    def name_scores(self, scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The scalars of :meth:`compute`'s ``scores`` by logged name: ``mIoU``, ``mAcc``, ``aAcc``, ``fwIoU``,
+        ``IoU/<class name>`` and ``Acc/<class name>``."""
         named = {name: scores[name] for name in ("mIoU", "mAcc", "aAcc", "fwIoU")}
         for score in ("IoU", "Acc"):
             named.update({f"{score}/{name}": value for name, value in zip(self.class_names, scores[score])})

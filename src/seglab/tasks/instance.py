@@ -3,7 +3,9 @@
 :class:`InstanceSegmentationModule` holds the metrics, the logging, the evaluation outputs and the optimizers;
 the families (:class:`~seglab.tasks.PanopticDeepLabModule`, :class:`~seglab.tasks.MaskRCNNModule`) add their
 network, its training losses and its predictions. Both log the same names, so runs of either compare on one
-dashboard: ``<stage>/mAP``, ``<stage>/mAP_50``, ``<stage>/mAP_75``, ``<stage>/AP/<class>`` (COCO mask AP).
+dashboard: ``<stage>/mAP``, ``<stage>/mAP_50``, ``<stage>/mAP_75``, ``<stage>/AP/<class>`` (COCO mask AP), and on
+Cityscapes (``cityscapes_scores``) ``<stage>/AP_cityscapes``, ``<stage>/AP50_cityscapes`` (the official Cityscapes
+instance AP, :mod:`seglab.metrics.cityscapes_instance`).
 
 Predictions are one dict per image, at the image's resolution: ``masks`` (K, H, W) bool, ``labels`` (K,) class
 ids (the semantic class space, as in the data's instance targets) and ``scores`` (K,). ``validation_step`` and
@@ -22,6 +24,8 @@ from torch import nn
 from torchmetrics import Metric
 
 from seglab.errors import UserError
+from seglab.metrics.cityscapes_inputs import require_cityscapes_classes, require_instance_ids
+from seglab.metrics.cityscapes_instance import CityscapesInstanceAP
 from seglab.metrics.instance import MaskAveragePrecision
 from seglab.optim.setup import optimizers_with_backbone_group
 
@@ -59,6 +63,8 @@ class InstanceSegmentationModule(L.LightningModule):
             this key); shown in the progress bar.
         instance_targets: the data configs read this key to switch ``data.return_instances`` on; instance models
             need it true.
+        cityscapes_scores: also report the official Cityscapes instance AP (the 19 Cityscapes classes; the
+            evaluation batches hold the gtFine ``instance_ids``).
     """
 
     def __init__(
@@ -72,6 +78,7 @@ class InstanceSegmentationModule(L.LightningModule):
         backbone_lr_mult: float = 1.0,
         monitor: str = "val/mAP",
         instance_targets: bool = True,
+        cityscapes_scores: bool = False,
     ) -> None:
         super().__init__()
         if not instance_targets:
@@ -84,6 +91,9 @@ class InstanceSegmentationModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.backbone_lr_mult = backbone_lr_mult
         self.monitor = monitor
+        if cityscapes_scores:
+            require_cityscapes_classes(self.class_names)
+        self.cityscapes_scores = cityscapes_scores
         self.val_metrics = nn.ModuleDict(self.build_metrics())
         self.test_metrics = nn.ModuleDict(self.build_metrics())
 
@@ -100,13 +110,21 @@ class InstanceSegmentationModule(L.LightningModule):
         raise NotImplementedError
 
     def build_metrics(self) -> dict[str, Metric]:
-        return {"mask_ap": MaskAveragePrecision(self.class_names, self.thing_ids)}
+        metrics: dict[str, Metric] = {"mask_ap": MaskAveragePrecision(self.class_names, self.thing_ids)}
+        if self.cityscapes_scores:
+            metrics["cityscapes_ap"] = CityscapesInstanceAP()
+        return metrics
 
     def update_metrics(self, metrics: nn.ModuleDict, predictions: list[dict[str, torch.Tensor]], batch: dict[str, Any]) -> None:
         metrics["mask_ap"].update_instances(predictions, batch["instances"])
+        if self.cityscapes_scores:
+            metrics["cityscapes_ap"].update(predictions, require_instance_ids(batch))
 
     def compute_scores(self, metrics: nn.ModuleDict) -> dict[str, Any]:
-        return metrics["mask_ap"].scores()
+        scores = metrics["mask_ap"].scores()
+        if self.cityscapes_scores:
+            scores.update(metrics["cityscapes_ap"].scores())
+        return scores
 
     # The shared training and evaluation logic.
     def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:

@@ -12,7 +12,8 @@ from torchmetrics import Metric
 
 from seglab.errors import UserError
 from seglab.losses.base import weighted_mean
-from seglab.metrics import SegmentationMetrics
+from seglab.metrics.cityscapes_inputs import require_instance_ids
+from seglab.metrics.cityscapes_pixel import semantic_metrics
 from seglab.metrics.panoptic import PanopticMetrics, panoptic_target
 from seglab.models.instance import PanopticDeepLab
 from seglab.models.instance.panoptic_postprocess import panoptic_segmentation
@@ -32,14 +33,16 @@ class PanopticDeepLabModule(InstanceSegmentationModule):
     The weighted terms are logged as ``train/loss/semantic``, ``train/loss/center``, ``train/loss/offset``.
 
     Besides the mask AP of :class:`~seglab.tasks.instance.InstanceSegmentationModule`, it logs
-    ``<stage>/PQ``, ``SQ``, ``RQ`` (and ``_things`` / ``_stuff``) and the semantic ``mIoU``, ``mAcc``, ``aAcc``,
-    ``fwIoU``, ``IoU/<class>``. Predictions also hold the ``panoptic`` and ``semantic`` maps.
+    ``<stage>/PQ``, ``SQ``, ``RQ`` (and ``_things`` / ``_stuff``, and per class ``PQ_class/<class>``, ...;
+    panopticapi's rules, :mod:`seglab.metrics.panoptic`) and the semantic ``mIoU``, ``mAcc``, ``aAcc``, ``fwIoU``,
+    ``IoU/<class>`` (with ``cityscapes_scores`` also the official iIoU and category scores). Predictions also hold
+    the ``panoptic`` and ``semantic`` maps.
 
     Args:
         backbone, decoder: as :class:`~seglab.tasks.SemanticSegmentationModule` (the semantic branch).
         instance_decoder: the instance branch's decoder factory.
         num_classes, class_names, thing_ids, optimizer, scheduler, ignore_index, backbone_lr_mult, monitor,
-            instance_targets: see :class:`~seglab.tasks.instance.InstanceSegmentationModule`.
+            instance_targets, cityscapes_scores: see :class:`~seglab.tasks.instance.InstanceSegmentationModule`.
         loss: the semantic loss, called as ``loss(logits, target)`` (``loss(logits, target, weights=...)`` when
             ``small_instance_weight`` is not 1: cross-entropy, OHEM or focal).
         center_sigma: the centre Gaussian's standard deviation in pixels.
@@ -74,10 +77,12 @@ class PanopticDeepLabModule(InstanceSegmentationModule):
         stuff_area: int = 0,
         monitor: str = "val/PQ",
         instance_targets: bool = True,
+        cityscapes_scores: bool = False,
     ) -> None:
         super().__init__(
-            num_classes, class_names, thing_ids, optimizer, scheduler, ignore_index, backbone_lr_mult, monitor, instance_targets
-        )
+            num_classes, class_names, thing_ids, optimizer, scheduler, ignore_index, backbone_lr_mult, monitor,
+            instance_targets, cityscapes_scores,
+        )  # fmt: skip
         self.save_hyperparameters(ignore=["backbone", "decoder", "instance_decoder", "loss", "optimizer", "scheduler"])
         if small_instance_weight != 1 and "weights" not in inspect.signature(loss.forward).parameters:
             raise UserError(
@@ -131,8 +136,10 @@ class PanopticDeepLabModule(InstanceSegmentationModule):
     def build_metrics(self) -> dict[str, Metric]:
         return {
             **super().build_metrics(),
-            "panoptic": PanopticMetrics(self.thing_ids, self.num_classes, self.ignore_index, LABEL_DIVISOR),
-            "semantic": SegmentationMetrics(self.num_classes, self.ignore_index, self.class_names),
+            "panoptic": PanopticMetrics(
+                self.thing_ids, self.num_classes, self.ignore_index, LABEL_DIVISOR, self.class_names
+            ),
+            "semantic": semantic_metrics(self.num_classes, self.ignore_index, self.class_names, self.cityscapes_scores),
         }
 
     def update_metrics(self, metrics: nn.ModuleDict, predictions: list[dict[str, torch.Tensor]], batch: dict[str, Any]) -> None:
@@ -142,7 +149,11 @@ class PanopticDeepLabModule(InstanceSegmentationModule):
             for mask, instances in zip(batch["mask"], batch["instances"])
         ]
         metrics["panoptic"].update_maps(torch.stack([p["panoptic"] for p in predictions]), torch.stack(targets))
-        metrics["semantic"].update(torch.stack([p["semantic"] for p in predictions]), batch["mask"])
+        semantic = torch.stack([p["semantic"] for p in predictions])
+        if self.cityscapes_scores:
+            metrics["semantic"].update(semantic, batch["mask"], require_instance_ids(batch))
+        else:
+            metrics["semantic"].update(semantic, batch["mask"])
 
     def compute_scores(self, metrics: nn.ModuleDict) -> dict[str, Any]:
         return {**super().compute_scores(metrics), **metrics["panoptic"].scores(), **metrics["semantic"].named_scores()}

@@ -11,6 +11,8 @@ from torch import nn
 
 from seglab.inference import whole_inference
 from seglab.metrics import SegmentationMetrics
+from seglab.metrics.cityscapes_inputs import require_instance_ids
+from seglab.metrics.cityscapes_pixel import semantic_metrics
 from seglab.models import Segmentor
 from seglab.optim.setup import optimizers_with_backbone_group
 
@@ -22,7 +24,9 @@ class SemanticSegmentationModule(L.LightningModule):
     ``<stage>/IoU/<class name>`` and ``<stage>/Acc/<class name>`` for stage ``val`` and ``test``; the training
     loss as ``train/loss`` (with an auxiliary head: main loss + ``aux_weight`` x ``train/aux_loss``; the terms of
     a :class:`~seglab.losses.CombinedLoss` as ``train/loss/<name>``). Evaluation steps return
-    ``{"masks": {"prediction": labels}}`` for callbacks that show or write them.
+    ``{"masks": {"prediction": labels}}`` for callbacks that show or write them. With ``cityscapes_scores``
+    they also log the official Cityscapes ``iIoU``, ``mIoU_category``, ``iIoU_category``, ``iIoU_class/<class>``
+    and ``IoU_category/<category>`` (:mod:`seglab.metrics.cityscapes_pixel`).
 
     Args:
         backbone: encoder module (see :func:`seglab.models.build_backbone`).
@@ -44,6 +48,8 @@ class SemanticSegmentationModule(L.LightningModule):
             ``None`` builds no auxiliary head.
         inference: how validation and test compute logits, called as ``inference(net, images)`` (see
             :mod:`seglab.inference`; default: one pass over the whole image).
+        cityscapes_scores: also score as the official Cityscapes evaluation (the 19 Cityscapes classes; the
+            evaluation batches hold the gtFine ``instance_ids``).
 
     Under mixed precision the network runs in 16 bits, but its logits are upsampled in float32 (see
     :class:`~seglab.models.Segmentor`) and the loss is computed in float32 with autocast off.
@@ -65,6 +71,7 @@ class SemanticSegmentationModule(L.LightningModule):
         inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
         channels_last: bool = False,
         compile: bool | dict[str, Any] = False,
+        cityscapes_scores: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler", "inference"])
@@ -83,8 +90,9 @@ class SemanticSegmentationModule(L.LightningModule):
             for part in (self.net.backbone, self.net.decoder):
                 part.compile(**(compile if isinstance(compile, dict) else {}))
         self.inference = inference or whole_inference
-        self.val_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
-        self.test_metrics = SegmentationMetrics(num_classes, ignore_index, self.class_names)
+        self.cityscapes_scores = cityscapes_scores
+        self.val_metrics = semantic_metrics(num_classes, ignore_index, self.class_names, cityscapes_scores)
+        self.test_metrics = semantic_metrics(num_classes, ignore_index, self.class_names, cityscapes_scores)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -121,7 +129,10 @@ class SemanticSegmentationModule(L.LightningModule):
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         self.log(f"{stage}/loss", self.compute_loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
         preds = logits.argmax(dim=1)
-        metrics.update(preds, target)
+        if self.cityscapes_scores:
+            metrics.update(preds, target, require_instance_ids(batch))
+        else:
+            metrics.update(preds, target)
         return {"masks": {"prediction": preds}}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:

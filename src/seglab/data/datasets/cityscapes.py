@@ -8,7 +8,9 @@
 Label ids are mapped to the 19 train ids of the official label table; every other id becomes 255 (ignore).
 In ``*_instanceIds.png`` (16-bit) a value >= 1000 is ``label_id * 1000 + n``, instance n of a class with
 instances; a smaller value is a plain label id: for the 8 thing classes (person, rider, car, truck, bus, train,
-motorcycle, bicycle) that marks a group of objects without instance ids, returned as a crowd region.
+motorcycle, bicycle) that marks a group of objects without instance ids, returned as a crowd region. The raw map
+itself is ``sample["instance_ids"]`` with ``instance_ids=True``: the official iIoU and instance AP score against it
+(:mod:`seglab.metrics.cityscapes_pixel`, :mod:`seglab.metrics.cityscapes_instance`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
+from torchvision import tv_tensors
 
 from seglab.data.datasets.base import ImageLabelDataset, match_pairs, require_dir, require_root, require_samples
 from seglab.data.datasets.cityscapes_labels import CLASS_NAMES, LABELS, THING_TRAIN_IDS, id_to_train_id_lut
@@ -43,6 +47,8 @@ class CityscapesDataset(ImageLabelDataset):
         transforms: joint transforms applied to the sample dict.
         return_instances: also return ``sample["instances"]`` from ``*_instanceIds.png``.
         strict_labels: refuse label ids outside the official table (else map them to 255 with one warning).
+        instance_ids: also return ``sample["instance_ids"]``, the ``*_instanceIds.png`` map as an int32
+            :class:`tv_tensors.Mask` (the data config asks for it on the evaluated splits only).
     """
 
     class_names = CLASS_NAMES
@@ -55,8 +61,10 @@ class CityscapesDataset(ImageLabelDataset):
         transforms: Callable | None = None,
         return_instances: bool = False,
         strict_labels: bool = True,
+        instance_ids: bool = False,
     ) -> None:
         super().__init__(split, transforms, return_instances)
+        self.instance_ids = instance_ids
         self.root = require_root(root, "Cityscapes", LAYOUT)
         self.annotation = "gtCoarse" if split == "train_extra" else "gtFine"
         lut = id_to_train_id_lut()
@@ -77,13 +85,17 @@ class CityscapesDataset(ImageLabelDataset):
             image_for=lambda key: image_dir / f"{key}{IMAGE_SUFFIX}",
             label_for=lambda key: label_dir / f"{key}{label_suffix}",
         )
-        if self.return_instances:
+        if self.return_instances or self.instance_ids:
+            needed_by = (
+                "data.return_instances=true needs the *_instanceIds.png files"
+                if self.return_instances
+                else "the official Cityscapes scores read them: restore it, or score without them with "
+                "data.cityscapes_scores=false"
+            )
             for _, label in samples:
                 if not self._instance_path(label).is_file():
-                    raise UserError(
-                        f"label map {label} has no instance map: {self._instance_path(label)} is missing "
-                        "(data.return_instances=true needs the *_instanceIds.png files)"
-                    )
+                    missing = self._instance_path(label)
+                    raise UserError(f"label map {label} has no instance map: {missing} is missing ({needed_by})")
         return samples
 
     @staticmethod
@@ -92,17 +104,25 @@ class CityscapesDataset(ImageLabelDataset):
 
     def load(self, index: int) -> dict[str, Any]:
         sample = super().load(index)
-        if self.return_instances:
-            sample["instances"] = self._instances(self._instance_path(self.samples[index][1]), sample["mask"].shape)
+        if self.return_instances or self.instance_ids:
+            id_map = self._read_instance_ids(self._instance_path(self.samples[index][1]), sample["mask"].shape)
+            if self.return_instances:
+                sample["instances"] = self._instances(id_map)
+            if self.instance_ids:
+                sample["instance_ids"] = tv_tensors.Mask(torch.from_numpy(id_map.astype(np.int32, copy=False)))
         return sample
 
-    def _instances(self, path: Path, shape: tuple[int, ...]) -> dict[str, Any]:
+    @staticmethod
+    def _read_instance_ids(path: Path, shape: tuple[int, ...]) -> np.ndarray:
         id_map = read_label(path)
         if id_map.shape != tuple(shape):
             raise UserError(
                 f"instance map {path} is {id_map.shape[1]}x{id_map.shape[0]} but its label map is "
                 f"{shape[1]}x{shape[0]} (width x height)"
             )
+        return id_map
+
+    def _instances(self, id_map: np.ndarray) -> dict[str, Any]:
         ids, labels, crowd = [], [], []
         for value in np.unique(id_map).tolist():
             label_id = value // INSTANCE_DIVISOR if value >= INSTANCE_DIVISOR else value

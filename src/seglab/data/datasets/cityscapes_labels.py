@@ -63,6 +63,24 @@ TRAIN_LABELS = tuple(sorted((lb for lb in LABELS if 0 <= lb.train_id < IGNORE_IN
 CLASS_NAMES = tuple(lb.name for lb in TRAIN_LABELS)
 # Train ids of the 8 classes with instances (person, rider, car, truck, bus, train, motorcycle, bicycle).
 THING_TRAIN_IDS = tuple(lb.train_id for lb in TRAIN_LABELS if lb.has_instances)
+# The categories of the evaluated classes (flat, construction, object, nature, sky, human, vehicle), and the two
+# whose labels all have instances, which get an instance-weighted score too.
+CATEGORIES = tuple(dict.fromkeys(lb.category for lb in TRAIN_LABELS))
+INSTANCE_CATEGORIES = tuple(
+    category for category in CATEGORIES if all(lb.has_instances for lb in LABELS if lb.category == category and lb.id >= 0)
+)
+# The official iIoU weighs each instance by its class's average instance size (pixels) over the Cityscapes
+# annotations divided by its own size: the figures of cityscapesScripts' evalPixelLevelSemanticLabeling.
+AVERAGE_INSTANCE_SIZE = {
+    "person": 3462.4756337644,
+    "rider": 3930.4788056518,
+    "car": 12794.0202738185,
+    "truck": 27855.1264367816,
+    "bus": 35732.1511111111,
+    "train": 67583.7075812274,
+    "motorcycle": 6298.7200839748,
+    "bicycle": 4672.3249222261,
+}
 
 
 def id_to_train_id_lut() -> np.ndarray:

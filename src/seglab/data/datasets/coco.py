@@ -3,9 +3,10 @@
     <root>/annotations/instances_{train2017,val2017}.json
     <root>/{train2017,val2017}/<12 digits>.jpg
 
-Masks come from polygons, uncompressed RLE (crowd regions) and compressed RLE alike. COCO's non-contiguous
-category ids (1..90 with gaps) become contiguous class ids 1..80 in id order, 0 is background
-(``category_to_class`` / ``class_to_category`` map both ways). Semantic mask: background 0, each object painted
+Masks come from polygons, uncompressed RLE (crowd regions) and compressed RLE alike. The classes are the json's
+own categories (:mod:`seglab.data.datasets.coco_categories`): their ids (COCO 2017: 1..90 with gaps) become
+contiguous class ids 1..N in id order, 0 is background (``category_to_class`` / ``class_to_category`` map both
+ways), so any dataset shipped in COCO's format reads as it is. Semantic mask: background 0, each object painted
 with its class in annotation order (a later object wins where two overlap), crowd regions 255 (ignored).
 Instance targets (``return_instances``): every annotation, crowd ones flagged ``iscrowd``.
 """
@@ -23,16 +24,11 @@ import torch
 from pycocotools.coco import COCO
 
 from seglab.data.datasets.base import SegmentationDataset, make_sample, require_root, require_samples
+from seglab.data.datasets.coco_categories import LAYOUT, annotation_file, checked_categories, class_names_of
 from seglab.data.instances import make_instances
 from seglab.data.io import read_image
 from seglab.data.labels import IGNORE_INDEX, LabelMapper
 from seglab.errors import UserError
-
-BACKGROUND = "background"
-LAYOUT = (
-    "expected <root>/annotations/instances_<split>.json and the images in <root>/<split>/ "
-    "(splits train2017, val2017)"
-)
 
 
 def load_coco(path: Path) -> COCO:
@@ -57,7 +53,7 @@ class COCOSegmentation(SegmentationDataset):
         strict_labels: refuse annotations of categories the json does not list (else their pixels are ignored
             with one warning).
         class_names: the expected class names (``background`` then the categories in id order); the json's
-            categories must match them. ``None`` takes them from the json.
+            categories must match them. ``None`` takes them from the json (what ``data=coco`` does).
     """
 
     def __init__(
@@ -71,17 +67,18 @@ class COCOSegmentation(SegmentationDataset):
     ) -> None:
         super().__init__(split, transforms, return_instances)
         self.root = require_root(root, "COCO", LAYOUT)
-        self.annotation_file = self.root / "annotations" / f"instances_{split}.json"
+        self.annotation_file = annotation_file(self.root, split)
         self.coco = load_coco(self.annotation_file)
-        categories = sorted(self.coco.loadCats(self.coco.getCatIds()), key=lambda cat: cat["id"])
+        categories = checked_categories(self.coco.dataset.get("categories"), self.annotation_file)
         self.class_to_category = {index + 1: cat["id"] for index, cat in enumerate(categories)}
         self.category_to_class = {cat_id: class_id for class_id, cat_id in self.class_to_category.items()}
-        self.class_names = (BACKGROUND, *(cat["name"] for cat in categories))
+        self.class_names = class_names_of(categories, self.annotation_file)
         if class_names is not None and list(class_names) != list(self.class_names):
             raise UserError(
-                f"the categories of {self.annotation_file} ({len(categories)}: {', '.join(self.class_names[1:6])}, "
-                f"...) do not match data.class_names ({len(class_names) - 1} after background); set "
-                f"data.class_names to [background, <category names in id order>] and data.num_classes to match"
+                f"the categories of {self.annotation_file} ({len(categories)}: {', '.join(self.class_names[1:6])}"
+                f"{', ...' if len(categories) > 5 else ''}) do not match data.class_names ({len(class_names) - 1} "
+                "after background); leave data.class_names unset to take the classes from the json, or set it to "
+                "[background, <category names in id order>]"
             )
         self.labels = LabelMapper({}, strict_labels, f"the {len(categories)} category ids listed in the file")
         self.image_ids = self._check_annotations()
