@@ -13,7 +13,7 @@ from seglab.train import train
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 @exit_on_user_error
 def main(cfg) -> float | None:
-    with ctrl_c_stops_at_once(Path(cfg.paths.output_dir)):  # while training: save last.ckpt, then stop
+    with ctrl_c_stops_at_once(Path(cfg.paths.output_dir)):  # status 130 and the resume command (training: saves first)
         metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric"))  # the value Hydra sweepers optimise
 

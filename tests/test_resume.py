@@ -53,7 +53,8 @@ SIGNALS = "logger=[csv,wandb]"  # those of the Ctrl-C / SIGTERM runs
 
 def _interrupt(name: str, signal_name: str, at: str, times: int = 1) -> list[str]:
     probe = f"+callbacks.{name}"
-    return [f"{probe}._target_=tests.probes.Interrupt", f"{probe}.signal={signal_name}", f"{probe}.at={at}", f"{probe}.times={times}"]
+    settings = {"_target_": "tests.probes.Interrupt", "signal": signal_name, "at": at, "times": times}
+    return [f"{probe}.{key}={value}" for key, value in settings.items()]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,8 @@ def logs(tmp_path_factory) -> Path:
 
 def _environment(logs: Path) -> dict[str, str]:
     environment = {name: value for name, value in os.environ.items() if name != "WANDB_RUN_ID"}
-    return {**environment, "PYTHONWARNINGS": "ignore", "HOME": str(logs / "home"), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    wandb_offline = {"HOME": str(logs / "home"), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    return {**environment, "PYTHONWARNINGS": "ignore", **wandb_offline}
 
 
 def _command(run_dir: Path, logs: Path, *overrides: str) -> list[str]:
@@ -139,7 +141,8 @@ def _wandb_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def _assert_same_run(expected: Path, resumed: Path, logs: Path, loggers: tuple[str, ...]) -> None:
-    final, reference = load_checkpoint(resumed / "checkpoints" / "last.ckpt"), load_checkpoint(expected / "checkpoints" / "last.ckpt")
+    final = load_checkpoint(resumed / "checkpoints" / "last.ckpt")
+    reference = load_checkpoint(expected / "checkpoints" / "last.ckpt")
     assert final["global_step"] == reference["global_step"] == 12
     assert final["state_dict"].keys() == reference["state_dict"].keys()
     for name, tensor in reference["state_dict"].items():
@@ -164,7 +167,8 @@ def test_sigkill_at_every_boundary_resumes_into_the_same_run(reference, logs, tm
     last = run_dir / "checkpoints" / "last.ckpt"
 
     # Killed while writing the checkpoint of step 6 (mid-epoch): the one of the end of epoch 0 stays intact.
-    hang = ["+callbacks.hang._target_=tests.probes.HangInSave", "+callbacks.hang.step=6", f"+callbacks.hang.marker={marker}"]
+    hang = [f"+callbacks.hang.{key}={value}" for key, value in
+            {"_target_": "tests.probes.HangInSave", "step": 6, "marker": marker}.items()]
     killed = subprocess.Popen(_command(run_dir, logs, KILLS, *hang), cwd=REPO, env=_environment(logs),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
@@ -221,7 +225,8 @@ def test_ctrl_c_and_sigterm_save_stop_and_resume_into_the_same_run(reference, lo
 
     # SIGTERM in the validation of the last epoch: that validation is finished, then last.ckpt saved; status 143.
     with pytest.raises(Preempted) as stopped:
-        _train_here(monkeypatch, run_dir, logs, SIGNALS, f"ckpt_path={run_dir}", *_interrupt("kill", "SIGTERM", "validation:2"))
+        sigterm = _interrupt("kill", "SIGTERM", "validation:2")
+        _train_here(monkeypatch, run_dir, logs, SIGNALS, f"ckpt_path={run_dir}", *sigterm)
     assert stopped.value.code == 128 + signal.SIGTERM
     assert _step(run_dir) == 12 and not (run_dir / "metrics.json").exists()
 
@@ -236,7 +241,7 @@ def test_ctrl_c_and_sigterm_save_stop_and_resume_into_the_same_run(reference, lo
     # before it writes .hydra/ (train.py's Hydra app with an empty task, which spares the start-up of training).
     kept = {path: path.stat().st_mtime_ns for path in run_dir.rglob("*") if path.is_file()}
     hydra_app = "import hydra, seglab.config as c; hydra.main(c.CONFIG_DIR, 'train', version_base='1.3')(print)()"
-    done = _run([sys.executable, "-c", hydra_app, *RUN, SIGNALS, f"paths.log_dir={logs}", f"hydra.run.dir={run_dir}"], logs)
+    done = _run([sys.executable, "-c", hydra_app, *RUN, f"paths.log_dir={logs}", f"hydra.run.dir={run_dir}"], logs)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"error: hydra.run.dir={run_dir} holds an earlier run (checkpoints, resolved_config.yaml" in done.stderr
     assert f"resume it with ckpt_path={run_dir}, or give another hydra.run.dir" in done.stderr
@@ -251,7 +256,8 @@ def test_ctrl_c_outside_training_stops_at_once_with_the_resume_command(tmp_path,
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(5)
     assert stopped.value.code == 130 and signal.getsignal(signal.SIGINT) == handler
-    assert f"Ctrl-C: stopped; the last checkpoint is {tmp_path / 'checkpoints' / 'last.ckpt'}, resume with:" in caplog.text
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert f"Ctrl-C: stopped; the last checkpoint is {last}, resume with:" in caplog.text
     assert f"ckpt_path={tmp_path} hydra.run.dir={tmp_path}" in caplog.text
 
 
@@ -282,7 +288,8 @@ def test_a_reused_run_directory_is_only_resumed_from_its_own_checkpoints(tmp_pat
 def test_a_metrics_csv_cut_by_a_kill_is_repaired_and_continued(tmp_path, caplog):
     folder = tmp_path / "csv"
     folder.mkdir()
-    (folder / "metrics.csv").write_text("epoch,step,train/loss,val/mIoU\n0,0,1.5,\n0,1,1.4,\n0,1,,0.2\n1,2,1.3,\n1,3,1.2")
+    rows = ["epoch,step,train/loss,val/mIoU", "0,0,1.5,", "0,1,1.4,", "0,1,,0.2", "1,2,1.3,", "1,3,1.2,", "1,4,1.1"]
+    (folder / "metrics.csv").write_text("\n".join(rows))  # killed while writing the row of step 4
     logger = CSVLogger(tmp_path, name="csv", version="")
     logger.resume_at(3)  # the checkpoint of step 3: rows from step 3 on are trained and logged again
     logger.log_metrics({"train/loss": 1.25, "epoch": 1}, step=3)  # fewer keys than the file (Lightning: ValueError)
@@ -292,6 +299,11 @@ def test_a_metrics_csv_cut_by_a_kill_is_repaired_and_continued(tmp_path, caplog)
         rows = list(csv.reader(file))
     assert rows == [["epoch", "step", "train/loss", "val/mIoU"], ["0", "0", "1.5", ""], ["0", "1", "1.4", ""],
                     ["0", "1", "", "0.2"], ["1", "2", "1.3", ""], ["1", "3", "1.25", ""]]
+
+    (folder / "metrics.csv").write_text("epoch,step,train/loss,val/mIoU\n0,0,1.5,\n0,1,1.4")  # cut, not re-trained
+    CSVLogger(tmp_path, name="csv", version="").log_metrics({"train/loss": 1.0, "epoch": 1}, step=2)
+    with open(folder / "metrics.csv", newline="") as file:
+        assert list(csv.reader(file))[1:] == [["0", "0", "1.5", ""], ["1", "2", "1.0", ""]]
 
 
 def test_ckpt_path_names_a_file_a_run_directory_or_the_newest_run(tmp_path):

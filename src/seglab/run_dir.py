@@ -51,7 +51,9 @@ def check_run_dir(run_dir: Path, ckpt_path: Path | None) -> None:
         )
     if not (run_dir / "checkpoints" / "last.ckpt").is_file():
         raise UserError(f"{held} without a checkpoint to resume: give another hydra.run.dir (or none), or delete it")
-    raise UserError(f"{held}: resume it with ckpt_path={run_dir}, or give another hydra.run.dir (or none) for a new run")
+    raise UserError(
+        f"{held}: resume it with ckpt_path={run_dir}, or give another hydra.run.dir (or none) for a new run"
+    )
 
 
 def _shares_the_run_dir() -> bool:
@@ -65,7 +67,8 @@ def resume_command(run_dir: Path) -> str:
     overrides = [o for o in run_overrides() if override_key(o) not in ("ckpt_path", "+ckpt_path")]
     script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
     value = str(run_dir) if re.fullmatch(r"[\w/.:@+-]+", str(run_dir)) else quote_override_value(str(run_dir))
-    return shlex.join(["python", script, *redact_command_line(overrides), f"ckpt_path={value}", f"hydra.run.dir={value}"])
+    resume = [f"ckpt_path={value}", f"hydra.run.dir={value}"]
+    return shlex.join(["python", script, *redact_command_line(overrides), *resume])
 
 
 class RefuseReusedRunDir(Callback):

@@ -79,7 +79,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 log.info("Validation is off: metrics.json holds the metrics of the last training epoch")
             metrics = validated[0] if validated else trained
             if cfg.get("test"):
-                metrics.update(next(iter(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)), {}))
+                metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
     finally:
         close_loggers(loggers)
     release_ddp_children(trainer)

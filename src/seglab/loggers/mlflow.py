@@ -82,9 +82,8 @@ def create_mlflow_logger(
         tracking_uri = f"sqlite:///{store / 'mlflow.db'}"
         kwargs.setdefault("artifact_location", (store / "artifacts").as_uri())
     run_id = kwargs.pop("run_id", None) or previous_run_id(resume_from, RUN_ID_FILE, run_dir)
-    logger = MLFlowLogger(
-        experiment_name=experiment_name, run_name=job_run_name(run_name), tracking_uri=tracking_uri, run_id=run_id, **kwargs
-    )
+    name = job_run_name(run_name)
+    logger = MLFlowLogger(experiment_name=experiment_name, run_name=name, tracking_uri=tracking_uri, run_id=run_id, **kwargs)
     if run_dir is not None:
         _keep_run_id(logger, Path(run_dir) / RUN_ID_FILE)
     return logger

@@ -121,10 +121,12 @@ def create_wandb_logger(
     )
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     save_run_id(Path(save_dir) / RUN_ID_FILE, run_id)
-    settings = {"x_transaction_log_flush_interval": TRANSACTION_LOG_FLUSH_SECONDS}
+    settings: dict[str, Any] = {}
     if redact_command_line(sys.argv) != sys.argv:  # W&B records the raw command line unless told not to
         settings["x_disable_meta"] = True
-    kwargs["settings"] = wandb.Settings(**{k: v for k, v in settings.items() if k in wandb.Settings.model_fields})
+    if "x_transaction_log_flush_interval" in getattr(wandb.Settings, "model_fields", {}):  # recent wandb only
+        settings["x_transaction_log_flush_interval"] = TRANSACTION_LOG_FLUSH_SECONDS
+    kwargs["settings"] = wandb.Settings(**settings)
     earlier = checkpoint_run_dir(resume_from, RUN_ID_FILE)
     logger = WandbLogger(
         run_dirs=[save_dir, *([earlier] if earlier else [])],
