@@ -63,8 +63,13 @@ def logs(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
+# Not inherited: a sweep agent's run id, and the tracking URI that mlflow.set_tracking_uri leaves in the environment
+# of a process (this one) that used MLflow before.
+DROPPED = ("WANDB_RUN_ID", "MLFLOW_TRACKING_URI")
+
+
 def _environment(logs: Path) -> dict[str, str]:
-    environment = {name: value for name, value in os.environ.items() if name != "WANDB_RUN_ID"}
+    environment = {name: value for name, value in os.environ.items() if name not in DROPPED}
     wandb_offline = {"HOME": str(logs / "home"), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     return {**environment, "PYTHONWARNINGS": "ignore", **wandb_offline}
 
@@ -90,7 +95,8 @@ def _train_here(monkeypatch: pytest.MonkeyPatch, run_dir: Path, logs: Path, *ove
     """``train()`` in this process (no start-up to wait for), with the environment of :func:`_run`."""
     for name, value in _environment(logs).items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("WANDB_RUN_ID", raising=False)
+    for name in DROPPED:
+        monkeypatch.delenv(name, raising=False)
     return train(make_cfg(run_dir, *RUN, f"paths.log_dir={logs}", *overrides))
 
 
