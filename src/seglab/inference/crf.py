@@ -1,0 +1,285 @@
+"""Fully connected CRF post-processing (Krähenbühl and Koltun, NIPS 2011), as DeepLab v1 and v2 used it.
+
+The CRF's energy over a labelling ``x`` is ``sum_i psi_u(x_i) + sum_{i<j} mu(x_i, x_j) k(i, j)`` with
+
+- unary ``psi_u(x_i) = -log P(x_i)``, ``P`` the network's softmax at the input resolution;
+- Potts compatibility ``mu(l, l') = [l != l']``;
+- two Gaussian kernels over pixel positions ``p`` (pixels) and RGB colours ``I`` (0-255)::
+
+      k(i, j) = w1 exp(-|p_i - p_j|^2 / (2 theta_alpha^2) - |I_i - I_j|^2 / (2 theta_beta^2))   appearance
+              + w2 exp(-|p_i - p_j|^2 / (2 theta_gamma^2))                                      smoothness
+
+Mean-field inference (the paper's Algorithm 1) starts from ``Q = softmax(-psi_u)`` and repeats, ``iterations``
+times, ``Q_i(l) ∝ exp(-psi_u(l) + sum_m w_m [K_m Q]_i(l))`` (under Potts the label-independent part of the
+message cancels in the normalisation).
+
+**Kernel normalisation.** The paper writes ``[K_m Q]_i`` as a plain sum over ``j != i``. The authors' released
+code, which DeepLab used and for which the DeepLab weights were tuned, divides each kernel by its row sum
+``D_i = sum_j k_m(i, j)`` (``j = i`` included) -- without it a kernel with ``theta_alpha = 121`` sums to thousands
+and ``w1 = 4`` would swamp any unary. seglab follows the code: ``normalization="pixel"`` is ``D^-1 K Q`` (the 2011
+code and DeepLab); ``"symmetric"`` is ``D^-1/2 K D^-1/2 Q`` (the default of the 2013 code behind pydensecrf).
+
+**Defaults** are DeepLab v1's (Chen et al., ICLR 2015) for DeepLab-LargeFOV, the model the paper's CRF figures
+show: the papers (v1 and v2, TPAMI 2017) fix ``w2 = 3``, ``theta_gamma = 3`` and 10 mean-field iterations and
+cross-validate ``w1, theta_alpha, theta_beta`` on 100 validation images; the released DeepLab-LargeFOV test
+prototxt's ``DenseCRF`` layer holds ``bi_w: 4, bi_xy_std: 121, bi_rgb_std: 5, pos_w: 3, pos_xy_std: 3,
+max_iter: 10``. DeepLab v2's released ResNet-101 PASCAL VOC model uses ``w1=4, theta_alpha=67, theta_beta=3,
+w2=3, theta_gamma=1``.
+
+**Methods.** ``"exact"`` applies the dense ``P x P`` appearance kernel in chunks (exact to float precision;
+``O(P^2)`` per iteration, for small images). ``"permutohedral"`` approximates it with the permutohedral lattice
+(:mod:`seglab.inference.permutohedral`; ``O(P)``, for full-size images). Both apply the smoothness kernel, which
+is separable, exactly as two 1-D convolutions (cut off at ``6 theta_gamma``, where it weighs under ``2e-8``).
+``"pydensecrf"`` runs Krähenbühl's C++ code through the ``pydensecrf2`` package (``pip install 'seglab[crf]'``;
+CPU only, its lattice approximates both kernels). ``"auto"`` takes ``"exact"`` up to ``exact_max_pixels`` pixels
+and ``"permutohedral"`` above. The torch methods run on the device of the inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from seglab.errors import UserError
+from seglab.inference.permutohedral import PermutohedralLattice
+
+METHODS = ("auto", "exact", "permutohedral", "pydensecrf")
+NORMALIZATIONS = ("pixel", "symmetric")
+INSTALL_HINT = "pip install 'seglab[crf]'"
+# The exact method keeps the whole appearance kernel in memory up to this many entries (64 MiB in float32)
+# and recomputes it chunk by chunk in every iteration above.
+_CACHED_KERNEL_ENTRIES = 2**24
+# Kernel chunk size of the exact method (entries).
+_CHUNK_ENTRIES = 2**22
+# The smoothness kernel is cut off this many standard deviations out; it is applied in blocks of this many rows.
+_SMOOTHNESS_CUTOFF = 6.0
+_ROW_BLOCK = 128
+
+Filter = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class DenseCRF:
+    """Mean-field inference in the fully connected CRF; call it with ``(probs, images)`` (see :meth:`__call__`).
+
+    Args:
+        iterations: mean-field steps (DeepLab: 10).
+        w1, theta_alpha, theta_beta: weight of the appearance kernel and its position / colour standard
+            deviations, in pixels and 0-255 colour units.
+        w2, theta_gamma: weight of the smoothness kernel and its position standard deviation (pixels).
+        normalization: ``"pixel"`` or ``"symmetric"`` (see the module docstring).
+        method: ``"auto"``, ``"exact"``, ``"permutohedral"`` or ``"pydensecrf"``.
+        exact_max_pixels: the largest image (``H * W``) for which ``"auto"`` takes the exact method.
+    """
+
+    iterations: int = 10
+    w1: float = 4.0
+    theta_alpha: float = 121.0
+    theta_beta: float = 5.0
+    w2: float = 3.0
+    theta_gamma: float = 3.0
+    normalization: str = "pixel"
+    method: str = "auto"
+    exact_max_pixels: int = 4096
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.iterations) or self.iterations < 1:
+            raise UserError(f"CRF iterations must be an integer >= 1 (DeepLab used 10), got {self.iterations!r}")
+        for name in ("theta_alpha", "theta_beta", "theta_gamma"):
+            value = getattr(self, name)
+            if not _is_number(value) or not value > 0:
+                raise UserError(f"CRF {name} must be a positive number (a standard deviation), got {value!r}")
+        for name in ("w1", "w2"):
+            value = getattr(self, name)
+            if not _is_number(value) or not value >= 0:
+                raise UserError(f"CRF {name} must be a kernel weight >= 0 (0 turns the kernel off), got {value!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise UserError(f"CRF normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}")
+        if self.method not in METHODS:
+            raise UserError(f"CRF method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if not _is_int(self.exact_max_pixels) or self.exact_max_pixels < 0:
+            raise UserError(f"CRF exact_max_pixels must be an integer >= 0, got {self.exact_max_pixels!r}")
+        if self.method == "pydensecrf":
+            _import_pydensecrf()
+
+    def method_for(self, height: int, width: int) -> str:
+        """The method that refines an image of ``height x width`` pixels (``"auto"`` resolved)."""
+        if self.method != "auto":
+            return self.method
+        return "exact" if height * width <= self.exact_max_pixels else "permutohedral"
+
+    def __call__(self, probs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """Refined class probabilities ``(N, C, H, W)`` from softmax probabilities ``probs`` ``(N, C, H, W)`` and
+        the un-normalised uint8 RGB ``images`` ``(N, 3, H, W)`` they were predicted from.
+
+        Computed in float64 when ``probs`` is float64, else float32, on ``probs``' device; each image of the
+        batch is refined on its own.
+        """
+        if probs.dim() != 4:
+            raise ValueError(f"probs must be (N, C, H, W), got {tuple(probs.shape)}")
+        batch, _, height, width = probs.shape
+        if images.shape != (batch, 3, height, width):
+            raise ValueError(f"images must be (N, 3, H, W) = {(batch, 3, height, width)}, got {tuple(images.shape)}")
+        if images.dtype != torch.uint8:
+            raise ValueError(f"images must be the un-normalised uint8 RGB images, got dtype {images.dtype}")
+        method = self.method_for(height, width)
+        if method == "pydensecrf":
+            return _pydensecrf_refine(self, probs, images)
+        dtype = torch.float64 if probs.dtype == torch.float64 else torch.float32
+        probs = probs.to(dtype)
+        images = images.to(probs.device)
+        return torch.stack([self._refine(p, image, method) for p, image in zip(probs, images)])
+
+    def _refine(self, probs: torch.Tensor, image: torch.Tensor, method: str) -> torch.Tensor:
+        """Mean-field inference for one image: ``probs`` ``(C, H, W)``, ``image`` ``(3, H, W)``."""
+        classes, height, width = probs.shape
+        dtype = probs.dtype
+        log_probs = probs.clamp_min(torch.finfo(dtype).tiny).log().reshape(classes, -1).T  # (P, C)
+        messages: list[tuple[float, Filter]] = []
+        if self.w1 > 0:
+            features = _appearance_features(image, self.theta_alpha, self.theta_beta).to(dtype)
+            if method == "exact":
+                kernel: Filter = _ExactGaussian(features)
+            else:
+                lattice = PermutohedralLattice(features)
+                kernel = lambda q: lattice.filter(q).to(dtype)  # noqa: E731
+            messages.append((self.w1, _normalized(kernel, features, self.normalization)))
+        if self.w2 > 0:
+            smoothness = _separable_gaussian(height, width, self.theta_gamma)
+            messages.append((self.w2, _normalized(smoothness, log_probs, self.normalization)))
+        q = torch.softmax(log_probs, dim=1)
+        for _ in range(self.iterations):
+            logits = log_probs.clone()
+            for weight, message in messages:
+                logits += weight * message(q)
+            q = torch.softmax(logits, dim=1)
+        return q.T.reshape(classes, height, width)
+
+
+def _appearance_features(image: torch.Tensor, theta_alpha: float, theta_beta: float) -> torch.Tensor:
+    """``(P, 5)`` features ``(x / theta_alpha, y / theta_alpha, r / theta_beta, g / theta_beta, b / theta_beta)``
+    of the pixels of ``image`` ``(3, H, W)`` in row-major order."""
+    _, height, width = image.shape
+    y, x = torch.meshgrid(
+        torch.arange(height, device=image.device), torch.arange(width, device=image.device), indexing="ij"
+    )
+    position = torch.stack([x, y], dim=-1).reshape(-1, 2).double() / theta_alpha
+    colour = image.reshape(3, -1).T.double() / theta_beta
+    return torch.cat([position, colour], dim=1)
+
+
+def _normalized(kernel: Filter, like: torch.Tensor, normalization: str) -> Filter:
+    """``q -> D^-1 K q`` (``"pixel"``) or ``D^-1/2 K D^-1/2 q`` (``"symmetric"``), ``D = K 1`` computed once."""
+    row_sums = kernel(like.new_ones(like.shape[0], 1))
+    if normalization == "pixel":
+        inverse = 1.0 / row_sums
+        return lambda q: kernel(q) * inverse
+    inverse_root = row_sums.rsqrt()
+    return lambda q: kernel(q * inverse_root) * inverse_root
+
+
+class _ExactGaussian:
+    """``v -> K v`` with ``K_ij = exp(-|f_i - f_j|^2 / 2)`` summed exactly (``j = i`` included), in chunks."""
+
+    def __init__(self, features: torch.Tensor) -> None:
+        self.features = features
+        points = features.shape[0]
+        self.rows = max(1, _CHUNK_ENTRIES // points)
+        self.cached = list(self._chunks()) if points * points <= _CACHED_KERNEL_ENTRIES else None
+
+    def _chunks(self):
+        f = self.features
+        for start in range(0, f.shape[0], self.rows):
+            squared = torch.zeros(min(self.rows, f.shape[0] - start), f.shape[0], dtype=f.dtype, device=f.device)
+            for dim in range(f.shape[1]):  # differences, not |a|^2 + |b|^2 - 2ab, to keep float precision
+                squared += (f[start : start + self.rows, dim, None] - f[None, :, dim]) ** 2
+            yield torch.exp(-0.5 * squared)
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.cat([chunk @ values for chunk in (self.cached or self._chunks())])
+
+
+def _separable_gaussian(height: int, width: int, theta: float) -> Filter:
+    """``(P, C) -> (P, C)``: the sum of ``exp(-|p_i - p_j|^2 / (2 theta^2))`` times the values over all pixels
+    ``j`` of an ``height x width`` image (``j = i`` included), as a vertical then a horizontal 1-D Gaussian."""
+    vertical, horizontal = _banded_gaussian(height, theta), _banded_gaussian(width, theta)
+
+    def blur(values: torch.Tensor) -> torch.Tensor:
+        channels = values.shape[1]
+        values = _apply_banded(vertical, values.reshape(1, height, width * channels))
+        return _apply_banded(horizontal, values.reshape(height, width, channels)).reshape(-1, channels)
+
+    return blur
+
+
+def _banded_gaussian(size: int, theta: float) -> list[tuple[slice, slice, torch.Tensor]]:
+    """The ``size x size`` matrix ``exp(-(i - j)^2 / (2 theta^2))`` (zero beyond the cut-off) as row blocks:
+    ``(rows, columns, block)`` with the block's nonzero columns only, so that applying it is a few small GEMMs
+    (much faster than a convolution with a long kernel on the CPU)."""
+    radius = min(size - 1, math.ceil(_SMOOTHNESS_CUTOFF * theta))
+    blocks = []
+    for start in range(0, size, _ROW_BLOCK):
+        rows = slice(start, min(size, start + _ROW_BLOCK))
+        columns = slice(max(0, start - radius), min(size, rows.stop + radius))
+        offsets = torch.arange(rows.start, rows.stop)[:, None] - torch.arange(columns.start, columns.stop)[None, :]
+        weights = torch.exp(-0.5 * (offsets.double() / theta) ** 2) * (offsets.abs() <= radius)
+        blocks.append((rows, columns, weights))
+    return blocks
+
+
+def _apply_banded(blocks: list[tuple[slice, slice, torch.Tensor]], values: torch.Tensor) -> torch.Tensor:
+    """``out[b, i] = sum_j K[i, j] values[b, j]`` for ``values`` ``(B, size, M)`` and ``K`` from
+    :func:`_banded_gaussian`."""
+    out = torch.empty_like(values)
+    for rows, columns, weights in blocks:
+        out[:, rows] = weights.to(values) @ values[:, columns]
+    return out
+
+
+def _import_pydensecrf():
+    try:
+        import pydensecrf.densecrf as dcrf
+    except ImportError:
+        raise UserError(
+            f"CRF method 'pydensecrf' needs the pydensecrf2 package, which is not installed: {INSTALL_HINT} "
+            "(or choose method 'auto', 'exact' or 'permutohedral', which need nothing extra)"
+        ) from None
+    return dcrf
+
+
+def _pydensecrf_refine(crf: DenseCRF, probs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """The same CRF through Krähenbühl's C++ implementation, one image at a time on the CPU."""
+    import numpy as np
+
+    dcrf = _import_pydensecrf()
+    normalization = {"pixel": dcrf.NORMALIZE_AFTER, "symmetric": dcrf.NORMALIZE_SYMMETRIC}[crf.normalization]
+    batch, classes, height, width = probs.shape
+    unaries = -probs.detach().float().clamp_min(torch.finfo(torch.float32).tiny).log().cpu().numpy()
+    pictures = images.permute(0, 2, 3, 1).cpu().numpy()
+    refined = []
+    for unary, picture in zip(unaries, pictures):
+        model = dcrf.DenseCRF2D(width, height, classes)
+        model.setUnaryEnergy(np.ascontiguousarray(unary.reshape(classes, -1)))
+        if crf.w2 > 0:
+            model.addPairwiseGaussian(sxy=crf.theta_gamma, compat=crf.w2, normalization=normalization)
+        if crf.w1 > 0:
+            model.addPairwiseBilateral(
+                sxy=crf.theta_alpha,
+                srgb=crf.theta_beta,
+                rgbim=np.ascontiguousarray(picture),
+                compat=crf.w1,
+                normalization=normalization,
+            )
+        refined.append(np.asarray(model.inference(crf.iterations)).reshape(classes, height, width))
+    return torch.from_numpy(np.stack(refined)).to(device=probs.device, dtype=probs.dtype)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
