@@ -44,7 +44,7 @@ from typing import Callable
 import torch
 
 from seglab.errors import UserError
-from seglab.inference.permutohedral import PermutohedralLattice
+from seglab.inference.permutohedral import LatticeTooLarge, PermutohedralLattice
 
 METHODS = ("auto", "exact", "permutohedral", "pydensecrf")
 NORMALIZATIONS = ("pixel", "symmetric")
@@ -138,18 +138,18 @@ class DenseCRF:
         classes, height, width = probs.shape
         dtype = probs.dtype
         log_probs = probs.clamp_min(torch.finfo(dtype).tiny).log().reshape(classes, -1).T  # (P, C)
+        ones = log_probs.new_ones(log_probs.shape[0], 1)
         messages: list[tuple[float, Filter]] = []
         if self.w1 > 0:
-            features = _appearance_features(image, self.theta_alpha, self.theta_beta).to(dtype)
+            features = _appearance_features(image, self.theta_alpha, self.theta_beta)
             if method == "exact":
-                kernel: Filter = _ExactGaussian(features)
+                appearance: Filter = _ExactGaussian(features.to(dtype))
             else:
-                lattice = PermutohedralLattice(features)
-                kernel = lambda q: lattice.filter(q).to(dtype)  # noqa: E731
-            messages.append((self.w1, _normalized(kernel, features, self.normalization)))
+                appearance = self._lattice_filter(features, height, width, dtype)
+            messages.append((self.w1, _normalized(appearance, ones, self.normalization)))
         if self.w2 > 0:
             smoothness = _separable_gaussian(height, width, self.theta_gamma)
-            messages.append((self.w2, _normalized(smoothness, log_probs, self.normalization)))
+            messages.append((self.w2, _normalized(smoothness, ones, self.normalization)))
         q = torch.softmax(log_probs, dim=1)
         for _ in range(self.iterations):
             logits = log_probs.clone()
@@ -157,6 +157,16 @@ class DenseCRF:
                 logits += weight * message(q)
             q = torch.softmax(logits, dim=1)
         return q.T.reshape(classes, height, width)
+
+    def _lattice_filter(self, features: torch.Tensor, height: int, width: int, dtype: torch.dtype) -> Filter:
+        try:
+            lattice = PermutohedralLattice(features)
+        except LatticeTooLarge:
+            raise UserError(
+                f"CRF theta_alpha={self.theta_alpha} / theta_beta={self.theta_beta} are too small for the "
+                f"permutohedral lattice on a {height}x{width} image; raise them or use method 'exact'"
+            ) from None
+        return lambda q: lattice.filter(q).to(dtype)
 
 
 def _appearance_features(image: torch.Tensor, theta_alpha: float, theta_beta: float) -> torch.Tensor:
@@ -171,9 +181,10 @@ def _appearance_features(image: torch.Tensor, theta_alpha: float, theta_beta: fl
     return torch.cat([position, colour], dim=1)
 
 
-def _normalized(kernel: Filter, like: torch.Tensor, normalization: str) -> Filter:
-    """``q -> D^-1 K q`` (``"pixel"``) or ``D^-1/2 K D^-1/2 q`` (``"symmetric"``), ``D = K 1`` computed once."""
-    row_sums = kernel(like.new_ones(like.shape[0], 1))
+def _normalized(kernel: Filter, ones: torch.Tensor, normalization: str) -> Filter:
+    """``q -> D^-1 K q`` (``"pixel"``) or ``D^-1/2 K D^-1/2 q`` (``"symmetric"``), ``D = K 1`` computed once
+    (``ones`` is the ``(P, 1)`` vector of ones)."""
+    row_sums = kernel(ones)
     if normalization == "pixel":
         inverse = 1.0 / row_sums
         return lambda q: kernel(q) * inverse

@@ -28,12 +28,16 @@ import torch
 _MAX_KEY = 2**62
 
 
+class LatticeTooLarge(ValueError):
+    """The features span too many standard deviations for the lattice's int64 keys."""
+
+
 class PermutohedralLattice:
     """The lattice for ``features`` ``(P, d)``; :meth:`filter` blurs values ``(P, C)`` at those points.
 
     The features are in units of the Gaussian's standard deviation (e.g. pixel position / theta). Building the
     lattice (the sort of ``P (d + 1)`` keys) is done once; each :meth:`filter` call is two sparse products and
-    ``d + 1`` gathers over the stored lattice points.
+    ``d + 1`` blurs, all sparse products over the stored lattice points.
     """
 
     def __init__(self, features: torch.Tensor) -> None:
@@ -53,9 +57,9 @@ class PermutohedralLattice:
         span = quotient0.max(0).values - low + 2
         strides = torch.cumprod(torch.cat([span.new_ones(1), span[:-1]]), 0)
         if order * math.prod(span.tolist()) >= _MAX_KEY:
-            raise ValueError(
+            raise LatticeTooLarge(
                 "the permutohedral lattice's keys would overflow int64: the features span too many standard "
-                "deviations (a kernel width too small for the image); use the exact method instead"
+                "deviations (a kernel width too small for the image)"
             )
         self._strides = strides
         base = ((quotient0 - low) * strides).sum(1)  # (P,)
