@@ -94,8 +94,8 @@ class TrimapMIoU(Metric):
         valid = target != self.ignore_index
         n = self.num_classes
         cells = target * n + preds
-        planes, grown = _as_planes(target, 0, False), 0
-        maximum = minimum = planes
+        maximum, minimum = _as_planes(target, 0, border_is_change=False)
+        grown = 0
         for index, width in enumerate(self.widths):
             maximum, minimum = _window_extrema((maximum, minimum), width - grown)
             grown = width
