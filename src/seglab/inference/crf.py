@@ -26,13 +26,13 @@ prototxt's ``DenseCRF`` layer holds ``bi_w: 4, bi_xy_std: 121, bi_rgb_std: 5, po
 max_iter: 10``. DeepLab v2's released ResNet-101 PASCAL VOC model uses ``w1=4, theta_alpha=67, theta_beta=3,
 w2=3, theta_gamma=1``.
 
-**Methods.** ``"exact"`` applies the dense ``P x P`` appearance kernel in chunks (exact to float precision;
-``O(P^2)`` per iteration, for small images). ``"permutohedral"`` approximates it with the permutohedral lattice
-(:mod:`seglab.inference.permutohedral`; ``O(P)``, for full-size images). Both apply the smoothness kernel, which
-is separable, exactly as two 1-D convolutions (cut off at ``6 theta_gamma``, where it weighs under ``2e-8``).
-``"pydensecrf"`` runs Krähenbühl's C++ code through the ``pydensecrf2`` package (``pip install 'seglab[crf]'``;
-CPU only, its lattice approximates both kernels). ``"auto"`` takes ``"exact"`` up to ``exact_max_pixels`` pixels
-and ``"permutohedral"`` above. The torch methods run on the device of the inputs.
+**Methods.** ``"exact"`` computes both kernels exactly: the appearance kernel as the dense ``P x P`` matrix in
+chunks (``O(P^2)`` per iteration, for small images), the smoothness kernel, which is separable, as two 1-D
+Gaussian matrix products. ``"permutohedral"`` approximates both with the permutohedral lattice
+(:mod:`seglab.inference.permutohedral`, ``O(P)`` per iteration, for full-size images), as Krähenbühl's code
+does. ``"pydensecrf"`` runs that C++ code through the ``pydensecrf2`` package (``pip install 'seglab[crf]'``;
+CPU only). ``"auto"`` takes ``"exact"`` up to ``exact_max_pixels`` pixels and ``"permutohedral"`` above. The
+torch methods run on the device of the inputs.
 """
 
 from __future__ import annotations
@@ -54,9 +54,6 @@ INSTALL_HINT = "pip install 'seglab[crf]'"
 _CACHED_KERNEL_ENTRIES = 2**24
 # Kernel chunk size of the exact method (entries).
 _CHUNK_ENTRIES = 2**22
-# The smoothness kernel is cut off this many standard deviations out; it is applied in blocks of this many rows.
-_SMOOTHNESS_CUTOFF = 6.0
-_ROW_BLOCK = 128
 
 Filter = Callable[[torch.Tensor], torch.Tensor]
 
@@ -138,58 +135,61 @@ class DenseCRF:
         classes, height, width = probs.shape
         dtype = probs.dtype
         log_probs = probs.clamp_min(torch.finfo(dtype).tiny).log().reshape(classes, -1).T  # (P, C)
-        ones = log_probs.new_ones(log_probs.shape[0], 1)
-        messages: list[tuple[float, Filter]] = []
-        if self.w1 > 0:
-            features = _appearance_features(image, self.theta_alpha, self.theta_beta)
-            if method == "exact":
-                appearance: Filter = _ExactGaussian(features.to(dtype))
+        features = _pixel_features(image, self.theta_alpha, self.theta_beta, self.theta_gamma)
+        messages = []
+        for weight, kernel_features in ((self.w1, features[:, :5]), (self.w2, features[:, 5:])):
+            if weight == 0:
+                continue
+            if method == "exact" and kernel_features.shape[1] == 2:
+                kernel: Filter = _SeparableGaussian(height, width, self.theta_gamma, log_probs)
+            elif method == "exact":
+                kernel = _ExactGaussian(kernel_features.to(dtype))
             else:
-                appearance = self._lattice_filter(features, height, width, dtype)
-            messages.append((self.w1, _normalized(appearance, ones, self.normalization)))
-        if self.w2 > 0:
-            smoothness = _separable_gaussian(height, width, self.theta_gamma)
-            messages.append((self.w2, _normalized(smoothness, ones, self.normalization)))
+                kernel = self._lattice(kernel_features, height, width, dtype)
+            ones = log_probs.new_ones(len(log_probs), 1)
+            messages.append(_weighted_message(kernel, weight, ones, self.normalization))
         q = torch.softmax(log_probs, dim=1)
         for _ in range(self.iterations):
             logits = log_probs.clone()
-            for weight, message in messages:
-                logits += weight * message(q)
+            for message in messages:
+                logits += message(q)
             q = torch.softmax(logits, dim=1)
         return q.T.reshape(classes, height, width)
 
-    def _lattice_filter(self, features: torch.Tensor, height: int, width: int, dtype: torch.dtype) -> Filter:
+    def _lattice(self, features: torch.Tensor, height: int, width: int, dtype: torch.dtype) -> Filter:
         try:
             lattice = PermutohedralLattice(features)
         except LatticeTooLarge:
             raise UserError(
-                f"CRF theta_alpha={self.theta_alpha} / theta_beta={self.theta_beta} are too small for the "
-                f"permutohedral lattice on a {height}x{width} image; raise them or use method 'exact'"
+                f"CRF thetas (theta_alpha={self.theta_alpha}, theta_beta={self.theta_beta}, theta_gamma="
+                f"{self.theta_gamma}) are too small for the permutohedral lattice on a {height}x{width} image; "
+                "raise them or use method 'exact'"
             ) from None
         return lambda q: lattice.filter(q).to(dtype)
 
 
-def _appearance_features(image: torch.Tensor, theta_alpha: float, theta_beta: float) -> torch.Tensor:
-    """``(P, 5)`` features ``(x / theta_alpha, y / theta_alpha, r / theta_beta, g / theta_beta, b / theta_beta)``
-    of the pixels of ``image`` ``(3, H, W)`` in row-major order."""
+def _pixel_features(image: torch.Tensor, theta_alpha: float, theta_beta: float, theta_gamma: float) -> torch.Tensor:
+    """``(P, 7)`` float64 features of the pixels of ``image`` ``(3, H, W)`` in row-major order: the appearance
+    kernel's ``(x, y) / theta_alpha, (r, g, b) / theta_beta`` and the smoothness kernel's ``(x, y) / theta_gamma``."""
     _, height, width = image.shape
     y, x = torch.meshgrid(
         torch.arange(height, device=image.device), torch.arange(width, device=image.device), indexing="ij"
     )
-    position = torch.stack([x, y], dim=-1).reshape(-1, 2).double() / theta_alpha
-    colour = image.reshape(3, -1).T.double() / theta_beta
-    return torch.cat([position, colour], dim=1)
+    position = torch.stack([x, y], dim=-1).reshape(-1, 2).double()
+    colour = image.reshape(3, -1).T.double()
+    return torch.cat([position / theta_alpha, colour / theta_beta, position / theta_gamma], dim=1)
 
 
-def _normalized(kernel: Filter, ones: torch.Tensor, normalization: str) -> Filter:
-    """``q -> D^-1 K q`` (``"pixel"``) or ``D^-1/2 K D^-1/2 q`` (``"symmetric"``), ``D = K 1`` computed once
-    (``ones`` is the ``(P, 1)`` vector of ones)."""
+def _weighted_message(kernel: Filter, weight: float, ones: torch.Tensor, normalization: str) -> Filter:
+    """``q -> w D^-1 K q`` (``"pixel"``) or ``w D^-1/2 K D^-1/2 q`` (``"symmetric"``); ``D = K 1`` is computed
+    once (``ones`` is the ``(P, 1)`` vector of ones)."""
     row_sums = kernel(ones)
     if normalization == "pixel":
-        inverse = 1.0 / row_sums
-        return lambda q: kernel(q) * inverse
-    inverse_root = row_sums.rsqrt()
-    return lambda q: kernel(q * inverse_root) * inverse_root
+        scale = weight / row_sums
+        return lambda q: kernel(q).mul_(scale)
+    root = row_sums.rsqrt()
+    scale = weight * root
+    return lambda q: kernel(q * root).mul_(scale)
 
 
 class _ExactGaussian:
@@ -213,41 +213,23 @@ class _ExactGaussian:
         return torch.cat([chunk @ values for chunk in (self.cached or self._chunks())])
 
 
-def _separable_gaussian(height: int, width: int, theta: float) -> Filter:
-    """``(P, C) -> (P, C)``: the sum of ``exp(-|p_i - p_j|^2 / (2 theta^2))`` times the values over all pixels
-    ``j`` of an ``height x width`` image (``j = i`` included), as a vertical then a horizontal 1-D Gaussian."""
-    vertical, horizontal = _banded_gaussian(height, theta), _banded_gaussian(width, theta)
+class _SeparableGaussian:
+    """``v -> K v`` with ``K_ij = exp(-|p_i - p_j|^2 / (2 theta^2))`` over the pixel positions of an ``height x
+    width`` image (``j = i`` included), exactly: ``K`` is the Kronecker product of a vertical and a horizontal
+    1-D Gaussian matrix, applied as two matrix products."""
 
-    def blur(values: torch.Tensor) -> torch.Tensor:
-        channels = values.shape[1]
-        values = _apply_banded(vertical, values.reshape(1, height, width * channels))
-        return _apply_banded(horizontal, values.reshape(height, width, channels)).reshape(-1, channels)
+    def __init__(self, height: int, width: int, theta: float, like: torch.Tensor) -> None:
+        self.vertical, self.horizontal = (_gaussian_matrix(size, theta).to(like) for size in (height, width))
 
-    return blur
-
-
-def _banded_gaussian(size: int, theta: float) -> list[tuple[slice, slice, torch.Tensor]]:
-    """The ``size x size`` matrix ``exp(-(i - j)^2 / (2 theta^2))`` (zero beyond the cut-off) as row blocks:
-    ``(rows, columns, block)`` with the block's nonzero columns only, so that applying it is a few small GEMMs
-    (much faster than a convolution with a long kernel on the CPU)."""
-    radius = min(size - 1, math.ceil(_SMOOTHNESS_CUTOFF * theta))
-    blocks = []
-    for start in range(0, size, _ROW_BLOCK):
-        rows = slice(start, min(size, start + _ROW_BLOCK))
-        columns = slice(max(0, start - radius), min(size, rows.stop + radius))
-        offsets = torch.arange(rows.start, rows.stop)[:, None] - torch.arange(columns.start, columns.stop)[None, :]
-        weights = torch.exp(-0.5 * (offsets.double() / theta) ** 2) * (offsets.abs() <= radius)
-        blocks.append((rows, columns, weights))
-    return blocks
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        height, width = len(self.vertical), len(self.horizontal)
+        vertical = self.vertical @ values.reshape(height, -1)
+        return (self.horizontal @ vertical.reshape(height, width, -1)).reshape(values.shape)
 
 
-def _apply_banded(blocks: list[tuple[slice, slice, torch.Tensor]], values: torch.Tensor) -> torch.Tensor:
-    """``out[b, i] = sum_j K[i, j] values[b, j]`` for ``values`` ``(B, size, M)`` and ``K`` from
-    :func:`_banded_gaussian`."""
-    out = torch.empty_like(values)
-    for rows, columns, weights in blocks:
-        out[:, rows] = weights.to(values) @ values[:, columns]
-    return out
+def _gaussian_matrix(size: int, theta: float) -> torch.Tensor:
+    offsets = torch.arange(size, dtype=torch.float64)
+    return torch.exp(-0.5 * ((offsets[:, None] - offsets[None, :]) / theta) ** 2)
 
 
 def _import_pydensecrf():
