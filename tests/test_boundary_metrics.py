@@ -142,6 +142,11 @@ def test_trimap_leaves_out_classes_absent_from_ground_truth_and_prediction():
     assert trimap(preds, target, num_classes=5) == pytest.approx(trimap(preds, target, num_classes=2))
 
 
+def test_defaults_are_the_papers_band_widths_and_dilation_ratio():
+    assert TrimapMIoU(2).widths == [1, 2, 5, 10, 20, 40]
+    assert BoundaryIoU(2).dilation_ratio == 0.02
+
+
 def test_trimap_widths_are_sorted_without_duplicates_and_named_by_width():
     metric = TrimapMIoU(2, widths=[10, 1, 10, 5])
     assert metric.widths == [1, 5, 10]

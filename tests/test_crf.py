@@ -114,7 +114,8 @@ def test_crf_snaps_a_noisy_prediction_to_the_colour_edge(method):
     generator = torch.Generator().manual_seed(0)
     labels = torch.zeros(height, width, dtype=torch.long)
     labels[:, edge:] = 1
-    image = torch.where(labels.bool(), torch.tensor([30, 60, 200])[:, None, None], torch.tensor([210, 50, 40])[:, None, None])
+    blue, red = torch.tensor([30, 60, 200])[:, None, None], torch.tensor([210, 50, 40])[:, None, None]
+    image = torch.where(labels.bool(), blue, red)
     image = (image + 5 * torch.randn(3, height, width, generator=generator)).clamp(0, 255).to(torch.uint8)
     noise = torch.randn(2, height, width, generator=generator)
     probs = torch.softmax(torch.nn.functional.one_hot(labels, 2).permute(2, 0, 1) + 1.6 * noise, dim=0)
@@ -150,7 +151,8 @@ def test_torch_lattice_reproduces_krahenbuhls_code(normalization):
     # pydensecrf runs the authors' C++ lattice on both kernels, as the permutohedral method does in torch.
     _, image, probs = scene()
     random_probs, random_images = random_batch(batch=1, classes=4, height=20, width=30)
-    for params, probs, image, tolerance in ((DEEPLAB_V2, probs, image, 1e-3), (TINY_PARAMS, random_probs, random_images, 2e-3)):
+    cases = [(DEEPLAB_V2, probs, image, 1e-3), (TINY_PARAMS, random_probs, random_images, 2e-3)]
+    for params, probs, image, tolerance in cases:
         ours = DenseCRF(**params, normalization=normalization, method="permutohedral")(probs, image)
         theirs = DenseCRF(**params, normalization=normalization, method="pydensecrf")(probs, image)
         assert (ours - theirs).abs().max().item() <= tolerance
@@ -196,7 +198,8 @@ def test_images_of_a_batch_are_refined_independently(method):
     crf = DenseCRF(**TINY_PARAMS, method=method)
     together = crf(probs, images)
     for index in range(2):
-        torch.testing.assert_close(together[index : index + 1], crf(probs[index : index + 1], images[index : index + 1]))
+        alone = crf(probs[index : index + 1], images[index : index + 1])
+        torch.testing.assert_close(together[index : index + 1], alone)
 
 
 def test_auto_method_is_exact_up_to_exact_max_pixels():

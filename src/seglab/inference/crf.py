@@ -41,6 +41,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from seglab.errors import UserError
@@ -94,7 +95,8 @@ class DenseCRF:
             if not _is_number(value) or not value >= 0:
                 raise UserError(f"CRF {name} must be a kernel weight >= 0 (0 turns the kernel off), got {value!r}")
         if self.normalization not in NORMALIZATIONS:
-            raise UserError(f"CRF normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}")
+            choices = ", ".join(NORMALIZATIONS)
+            raise UserError(f"CRF normalization must be one of {choices}, got {self.normalization!r}")
         if self.method not in METHODS:
             raise UserError(f"CRF method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not _is_int(self.exact_max_pixels) or self.exact_max_pixels < 0:
@@ -122,10 +124,10 @@ class DenseCRF:
             raise ValueError(f"images must be (N, 3, H, W) = {(batch, 3, height, width)}, got {tuple(images.shape)}")
         if images.dtype != torch.uint8:
             raise ValueError(f"images must be the un-normalised uint8 RGB images, got dtype {images.dtype}")
+        dtype = torch.float64 if probs.dtype == torch.float64 else torch.float32
         method = self.method_for(height, width)
         if method == "pydensecrf":
-            return _pydensecrf_refine(self, probs, images)
-        dtype = torch.float64 if probs.dtype == torch.float64 else torch.float32
+            return _pydensecrf_refine(self, probs, images).to(dtype)
         probs = probs.to(dtype)
         images = images.to(probs.device)
         return torch.stack([self._refine(p, image, method) for p, image in zip(probs, images)])
@@ -134,7 +136,7 @@ class DenseCRF:
         """Mean-field inference for one image: ``probs`` ``(C, H, W)``, ``image`` ``(3, H, W)``."""
         classes, height, width = probs.shape
         dtype = probs.dtype
-        log_probs = probs.clamp_min(torch.finfo(dtype).tiny).log().reshape(classes, -1).T  # (P, C)
+        log_probs = probs.clamp_min(torch.finfo(dtype).tiny).log().reshape(classes, -1).T.contiguous()  # (P, C)
         features = _pixel_features(image, self.theta_alpha, self.theta_beta, self.theta_gamma)
         messages = []
         for weight, kernel_features in ((self.w1, features[:, :5]), (self.w2, features[:, 5:])):
@@ -245,11 +247,9 @@ def _import_pydensecrf():
 
 def _pydensecrf_refine(crf: DenseCRF, probs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     """The same CRF through Krähenbühl's C++ implementation, one image at a time on the CPU."""
-    import numpy as np
-
     dcrf = _import_pydensecrf()
     normalization = {"pixel": dcrf.NORMALIZE_AFTER, "symmetric": dcrf.NORMALIZE_SYMMETRIC}[crf.normalization]
-    batch, classes, height, width = probs.shape
+    _, classes, height, width = probs.shape
     unaries = -probs.detach().float().clamp_min(torch.finfo(torch.float32).tiny).log().cpu().numpy()
     pictures = images.permute(0, 2, 3, 1).cpu().numpy()
     refined = []
@@ -267,7 +267,7 @@ def _pydensecrf_refine(crf: DenseCRF, probs: torch.Tensor, images: torch.Tensor)
                 normalization=normalization,
             )
         refined.append(np.asarray(model.inference(crf.iterations)).reshape(classes, height, width))
-    return torch.from_numpy(np.stack(refined)).to(device=probs.device, dtype=probs.dtype)
+    return torch.from_numpy(np.stack(refined)).to(probs.device)
 
 
 def _is_int(value: object) -> bool:
