@@ -204,8 +204,8 @@ def test_images_of_a_batch_are_refined_independently(method):
 
 def test_auto_method_is_exact_up_to_exact_max_pixels():
     crf = DenseCRF()
-    assert crf.method_for(64, 64) == "exact"  # 4096 pixels, the default limit
-    assert crf.method_for(64, 65) == "permutohedral"
+    assert crf.method_for(32, 32) == "exact"  # 1024 pixels, the default limit
+    assert crf.method_for(32, 33) == "permutohedral"
     assert DenseCRF(exact_max_pixels=0).method_for(1, 1) == "permutohedral"
     assert DenseCRF(method="exact").method_for(1024, 2048) == "exact"
 

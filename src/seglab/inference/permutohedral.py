@@ -50,9 +50,7 @@ class PermutohedralLattice:
         # remainder modulo d + 1 is k; its quotients are remainder0 / (d + 1) - [rank >= d + 1 - k].
         device = features.device
         order = dims + 1
-        k = torch.arange(order, device=device)
         quotient0 = torch.div(remainder0, order, rounding_mode="floor")[:, :dims]
-        shifted = (rank[:, None, :dims] >= (order - k)[None, :, None]).long()  # (P, d + 1 vertices, d)
         low = quotient0.min(0).values - 2  # room for the neighbours' quotients (+-1) and the shift (-1)
         span = quotient0.max(0).values - low + 2
         strides = torch.cumprod(torch.cat([span.new_ones(1), span[:-1]]), 0)
@@ -63,7 +61,11 @@ class PermutohedralLattice:
             )
         self._strides = strides
         base = ((quotient0 - low) * strides).sum(1)  # (P,)
-        keys = k + order * (base[:, None] - (shifted * strides).sum(2))  # (P, d + 1)
+        # Vertex k lowers the quotients of the coordinates ranked d + 1 - k and below: its key drops by the sum of
+        # their strides, a running sum over the coordinates in rank order (the last coordinate has no stride).
+        by_rank = torch.zeros_like(rank).scatter_(1, rank[:, :dims], strides.expand(points, dims))
+        lowered = torch.cat([by_rank.new_zeros(points, 1), by_rank.flip(1).cumsum(1)[:, :dims]], dim=1)
+        keys = torch.arange(order, device=device) + order * (base[:, None] - lowered)  # (P, d + 1)
 
         sorted_keys, entry_order = torch.sort(keys.reshape(-1), stable=True)
         is_new = torch.ones_like(sorted_keys, dtype=torch.bool)
