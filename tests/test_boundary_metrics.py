@@ -281,6 +281,17 @@ def test_counts_are_summed_over_batches_and_processes(metric_class):
 
 
 @pytest.mark.parametrize("metric_class", [TrimapMIoU, BoundaryIoU])
+def test_an_empty_batch_adds_nothing_and_a_one_row_image_is_all_boundary(metric_class):
+    metric = metric_class(3)
+    metric.update(torch.zeros(0, 5, 5, dtype=torch.long), torch.zeros(0, 5, 5, dtype=torch.long))
+    assert all(math.isnan(value.item()) for value in metric.compute().values())
+    # In a 1 x 4 image every pixel is within 1 pixel of a label change (and, for Boundary IoU, of the border):
+    # both metrics are the image's mIoU, (1 + 1/2 + 1/2) / 3.
+    metric.update(torch.tensor([[[0, 1, 2, 2]]]), torch.tensor([[[0, 1, 1, 2]]]))
+    assert all(value.item() == pytest.approx(2 / 3) for name, value in metric.compute().items() if "mIoU" in name)
+
+
+@pytest.mark.parametrize("metric_class", [TrimapMIoU, BoundaryIoU])
 def test_logits_are_reduced_by_argmax_and_bad_labels_refused(metric_class):
     target, preds = two_halves(), two_halves(split=3)
     logits = torch.nn.functional.one_hot(preds, 2).permute(0, 3, 1, 2).float()

@@ -90,10 +90,10 @@ def test_exact_method_equals_a_brute_force_mean_field(normalization, dtype):
         np.testing.assert_allclose(refined[index].double().numpy(), expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("height, width", [(1, 1), (1, 30), (40, 3)])  # one pixel, one row, one column's worth
-def test_exact_method_equals_brute_force_on_degenerate_image_shapes(height, width):
+@pytest.mark.parametrize("height, width", [(1, 1), (1, 30), (40, 3)])  # one pixel, one row, three columns
+def test_exact_method_equals_brute_force_on_degenerate_image_shapes_and_after_one_iteration(height, width):
     probs, images = random_batch(batch=1, classes=3, height=height, width=width, seed=3)
-    crf = DenseCRF(**TINY_PARAMS, iterations=3, method="exact")
+    crf = DenseCRF(**TINY_PARAMS, iterations=1, method="exact")
     expected = brute_force_mean_field(probs[0].double().numpy(), images[0].numpy(), crf)
     np.testing.assert_allclose(crf(probs.double(), images)[0].numpy(), expected, atol=1e-7, rtol=0)
 
@@ -190,6 +190,15 @@ def test_zero_kernel_weights_return_the_network_probabilities(method):
     probs, images = random_batch(batch=2, classes=3, height=10, width=12)
     refined = DenseCRF(w1=0, w2=0, method=method)(probs, images)
     torch.testing.assert_close(refined, probs, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["exact", "permutohedral", "pydensecrf"])
+def test_an_empty_batch_and_a_single_class(method):
+    crf = DenseCRF(method=method)
+    empty = crf(torch.zeros(0, 3, 4, 4), torch.zeros(0, 3, 4, 4, dtype=torch.uint8))
+    assert empty.shape == (0, 3, 4, 4)
+    probs, images = random_batch(batch=1, classes=1, height=5, width=6)
+    torch.testing.assert_close(crf(probs, images), torch.ones(1, 1, 5, 6))
 
 
 @pytest.mark.parametrize("method", ["exact", "permutohedral"])

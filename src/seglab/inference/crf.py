@@ -125,6 +125,8 @@ class DenseCRF:
         if images.dtype != torch.uint8:
             raise ValueError(f"images must be the un-normalised uint8 RGB images, got dtype {images.dtype}")
         dtype = torch.float64 if probs.dtype == torch.float64 else torch.float32
+        if batch == 0:
+            return probs.to(dtype, copy=True)
         method = self.method_for(height, width)
         if method == "pydensecrf":
             return _pydensecrf_refine(self, probs, images).to(dtype)
