@@ -140,18 +140,20 @@ class DenseCRF:
         dtype = probs.dtype
         log_probs = probs.clamp_min(torch.finfo(dtype).tiny).log().reshape(classes, -1).T.contiguous()  # (P, C)
         features = _pixel_features(image, self.theta_alpha, self.theta_beta, self.theta_gamma)
-        messages = []
-        for weight, kernel_features in ((self.w1, features[:, :5]), (self.w2, features[:, 5:])):
-            if weight == 0:
-                continue
-            if method == "exact" and kernel_features.shape[1] == 2:
-                kernel: Filter = _SeparableGaussian(height, width, self.theta_gamma, log_probs)
-            elif method == "exact":
-                kernel = _ExactGaussian(kernel_features, dtype)
-            else:
-                kernel = self._lattice(kernel_features, height, width, dtype)
-            ones = log_probs.new_ones(len(log_probs), 1)
-            messages.append(_weighted_message(kernel, weight, ones, self.normalization))
+        appearance, smoothness = features[:, :5], features[:, 5:]
+        kernels: list[tuple[float, Filter]] = []
+        if self.w1 > 0:
+            kernel = _ExactGaussian(appearance, dtype) if method == "exact" else self._lattice(appearance, dtype)
+            kernels.append((self.w1, kernel))
+        if self.w2 > 0:
+            kernel = (
+                _SeparableGaussian(height, width, self.theta_gamma, log_probs)
+                if method == "exact"
+                else self._lattice(smoothness, dtype)
+            )
+            kernels.append((self.w2, kernel))
+        ones = log_probs.new_ones(len(log_probs), 1)
+        messages = [_weighted_message(kernel, weight, ones, self.normalization) for weight, kernel in kernels]
         q = torch.softmax(log_probs, dim=1)
         for _ in range(self.iterations):
             logits = log_probs.clone()
@@ -160,14 +162,14 @@ class DenseCRF:
             q = torch.softmax(logits, dim=1)
         return q.T.reshape(classes, height, width)
 
-    def _lattice(self, features: torch.Tensor, height: int, width: int, dtype: torch.dtype) -> Filter:
+    def _lattice(self, features: torch.Tensor, dtype: torch.dtype) -> Filter:
         try:
             lattice = PermutohedralLattice(features)
         except LatticeTooLarge:
             raise UserError(
                 f"CRF thetas (theta_alpha={self.theta_alpha}, theta_beta={self.theta_beta}, theta_gamma="
-                f"{self.theta_gamma}) are too small for the permutohedral lattice on a {height}x{width} image; "
-                "raise them or use method 'exact'"
+                f"{self.theta_gamma}) are too small for the permutohedral lattice on this image; raise them or "
+                "use method 'exact'"
             ) from None
         return lambda q: lattice.filter(q).to(dtype)
 

@@ -175,12 +175,14 @@ def _class_maps(
     if preds.shape != target.shape or target.dim() != 3:
         raise ValueError(f"predictions {tuple(preds.shape)} and target {tuple(target.shape)} must both be (N, H, W)")
     preds, target = preds.long(), target.long()
-    bad_target = (target >= num_classes) & (target != ignore_index) | (target < 0)
+    bad_target = ((target >= num_classes) & (target != ignore_index)) | (target < 0)
     if bad_target.any():
-        bad = sorted(set(target[bad_target].unique().tolist()))
+        bad = target[bad_target].unique().tolist()
         raise ValueError(f"target holds values {bad} that are neither a class (< {num_classes}) nor ignore")
-    if preds.numel() and (int(preds.min()) < 0 or int(preds.max()) >= num_classes):
-        raise ValueError(f"predictions must be class indices in [0, {num_classes}), got {int(preds.max())}")
+    bad_preds = (preds < 0) | (preds >= num_classes)
+    if bad_preds.any():
+        bad = preds[bad_preds].unique().tolist()
+        raise ValueError(f"predictions must be class indices in [0, {num_classes}), got {bad}")
     return preds, target
 
 
