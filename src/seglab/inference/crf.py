@@ -19,10 +19,10 @@ code, which DeepLab used and for which the DeepLab weights were tuned, divides e
 and ``w1 = 4`` would swamp any unary. seglab follows the code: ``normalization="pixel"`` is ``D^-1 K Q`` (the 2011
 code and DeepLab); ``"symmetric"`` is ``D^-1/2 K D^-1/2 Q`` (the default of the 2013 code behind pydensecrf).
 
-**Defaults** are DeepLab v1's (Chen et al., ICLR 2015) for DeepLab-LargeFOV, the model the paper's CRF figures
-show: the papers (v1 and v2, TPAMI 2017) fix ``w2 = 3``, ``theta_gamma = 3`` and 10 mean-field iterations and
-cross-validate ``w1, theta_alpha, theta_beta`` on 100 validation images; the released DeepLab-LargeFOV test
-prototxt's ``DenseCRF`` layer holds ``bi_w: 4, bi_xy_std: 121, bi_rgb_std: 5, pos_w: 3, pos_xy_std: 3,
+**Defaults** are DeepLab v1's (Chen et al., ICLR 2015) for its DeepLab-LargeFOV model. Both DeepLab papers (v1;
+v2, TPAMI 2017) fix ``w2 = 3``, ``theta_gamma = 3`` and 10 mean-field iterations and cross-validate ``w1``,
+``theta_alpha``, ``theta_beta`` on 100 validation images; the values released with DeepLab-LargeFOV (the
+``DenseCRF`` layer of its test prototxt) are ``bi_w: 4, bi_xy_std: 121, bi_rgb_std: 5, pos_w: 3, pos_xy_std: 3,
 max_iter: 10``. DeepLab v2's released ResNet-101 PASCAL VOC model uses ``w1=4, theta_alpha=67, theta_beta=3,
 w2=3, theta_gamma=1``.
 
