@@ -28,7 +28,8 @@ def scene(height: int, width: int, classes: int) -> tuple[torch.Tensor, torch.Te
     image, mask, _ = SyntheticShapes(split="val", image_size=(height, width)).generate(0)
     generator = torch.Generator().manual_seed(0)
     logits = 2.0 * torch.randn(classes, height, width, generator=generator)
-    logits += 3.0 * torch.nn.functional.one_hot(torch.from_numpy(mask).long(), classes).permute(2, 0, 1)
+    labels = torch.from_numpy(mask).long() % classes
+    logits += 3.0 * torch.nn.functional.one_hot(labels, classes).permute(2, 0, 1)
     return torch.softmax(logits, dim=0)[None], torch.from_numpy(image).permute(2, 0, 1)[None].contiguous()
 
 
@@ -62,7 +63,8 @@ def main() -> None:
 
     crop_probs, crop_images = probs[..., :64, :64], images[..., :64, :64]
     _, wall, cpu = timed(DenseCRF(method="exact"), crop_probs, crop_images)
-    print(f"{'exact':<15} {'64x64':>10} {wall:8.2f} {cpu:8.2f}")
+    crop = "x".join(str(side) for side in crop_probs.shape[-2:])
+    print(f"{'exact':<15} {crop:>10} {wall:8.2f} {cpu:8.2f}")
     size = f"{args.height}x{args.width}"
     lattice, wall, cpu = timed(DenseCRF(method="permutohedral"), probs, images)
     print(f"{'permutohedral':<15} {size:>10} {wall:8.2f} {cpu:8.2f}")

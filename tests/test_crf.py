@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import runpy
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -284,3 +286,16 @@ def test_torch_methods_give_the_same_result_on_the_gpu(method):
     on_gpu = crf(probs.cuda(), image.cuda())
     assert on_gpu.is_cuda
     torch.testing.assert_close(on_gpu.cpu(), crf(probs, image), atol=1e-4, rtol=0)
+
+
+def test_speed_benchmark_runs_on_a_small_image(monkeypatch, capsys):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "crf_speed.py"
+    threads = torch.get_num_threads()
+    arguments = ["--height", "24", "--width", "40", "--classes", "3", "--threads", str(threads)]
+    monkeypatch.setattr(sys, "argv", [str(script), *arguments])
+    runpy.run_path(str(script), run_name="__main__")
+    assert torch.get_num_threads() == threads
+    printed = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1] for line in printed.splitlines() if line.startswith(("exact", "perm"))}
+    assert rows == {"exact": "24x40", "permutohedral": "24x40"}
+    assert "agree on 100.00 % of the pixels" in printed
