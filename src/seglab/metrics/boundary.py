@@ -12,8 +12,8 @@ whether pixels outside the image count as a different label.
 ground-truth label change, for each band width ``w``; the image border is not a label change. Width 1 is the
 pixels with a differently labelled 8-neighbour: a straight edge between two regions gives a band two pixels wide,
 width ``w`` one ``2w`` wide. The papers measured the band around PASCAL VOC's *void* outlines (VOC draws a void
-band around every object); under the definition above those outlines are label changes, so on VOC the bands are
-the papers'. Classes with no pixel in the band in either the ground truth or the prediction are left out of a
+band around every object); under the definition above those outlines are label changes, so on VOC, where they
+separate the classes, the bands are the papers' (up to the shape of the neighbourhood, a square here). Classes with no pixel in the band in either the ground truth or the prediction are left out of a
 width's mean. An image without label changes adds nothing.
 
 **Boundary IoU** (Cheng, Girshick, Dollár, Berg, Kirillov, CVPR 2021; official code: boundary-iou-api): for each
