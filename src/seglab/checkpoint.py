@@ -18,6 +18,7 @@ from seglab.callbacks.config_snapshot import CHECKPOINT_KEY
 from seglab.checkpoint_io import load_checkpoint
 from seglab.class_weights import use_trained_class_weights
 from seglab.config import compose_config, merge_overrides, override_key, quote_override_value
+from seglab.config_validation import check_config
 from seglab.errors import UserError
 from seglab.preflight import check_checkpoint_classes
 
@@ -73,6 +74,7 @@ def training_config(
     if mode is not None and not chosen:
         user.insert(0, f"inference={mode}")
     cfg = compose_config("train", merge_overrides(base + RESTORE_OVERRIDES, user))
+    check_config(cfg)
     use_trained_class_weights(cfg, snapshot["config"])  # loss.class_weights=auto: the weights training used
     check_checkpoint_classes(snapshot["config"]["data"], cfg.data, ckpt_path)
     return cfg

@@ -14,6 +14,7 @@ from seglab.builders import build_model, build_trainer
 from seglab.callbacks import InstancePredictionWriter, PredictionWriter
 from seglab.checkpoint import training_config
 from seglab.config import run_overrides
+from seglab.config_validation import check_config, inference_modes
 from seglab.data.transforms import find_normalize
 from seglab.distributed import prepare_process, release_ddp_children
 from seglab.errors import UserError
@@ -23,11 +24,18 @@ from seglab.out_of_memory import explain_out_of_memory
 from seglab.preflight import preflight
 from seglab.reporting import format_metrics_table, write_json
 from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
+from seglab.value_rules import PATH, one_of, optional
 
 log = logging.getLogger(__name__)
 
 # Keys of the eval command that are not part of the training config.
 EVAL_ONLY_KEYS = ("ckpt_path", "eval", "export", "task_name")
+EVAL_RULES = {
+    "eval.split": one_of("val", "test"),
+    "eval.mode": inference_modes(),
+    "export.format": optional(one_of(*dict.fromkeys(EXPORT_FORMATS + INSTANCE_EXPORT_FORMATS))),
+    "export.dir": PATH,
+}
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -36,10 +44,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     A split without labels (Cityscapes test) gets predictions only: ``metrics.json`` then holds no scores.
     """
+    check_config(cfg, EVAL_RULES)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     split, mode, export_format = cfg.eval.split, cfg.eval.mode, cfg.export.format
-    if split not in ("val", "test"):
-        raise UserError(f"eval.split={split!r} is not a split eval.py scores; use val or test")
     train_cfg = training_config(ckpt_path, run_overrides(), EVAL_ONLY_KEYS, mode=mode, trusted=cfg.trusted)
     run_dir = Path(cfg.paths.output_dir)
     prepare_process(train_cfg.trainer)

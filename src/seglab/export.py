@@ -12,23 +12,31 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
 from seglab.checkpoint import load_trained_model, training_config
-from seglab.config import CONFIG_DIR, run_overrides
+from seglab.config import run_overrides
+from seglab.config_validation import check_config
 from seglab.data.transforms import find_normalize
-from seglab.errors import UserError, exit_on_user_error
+from seglab.errors import UserError
+from seglab.hydra_entry import hydra_entry
 from seglab.tasks.instance import InstanceSegmentationModule
+from seglab.value_rules import PATH, integer, number, one_of, optional
 
 log = logging.getLogger(__name__)
 
 # Keys of the export command that are not part of the training config.
 EXPORT_ONLY_KEYS = ("ckpt_path", "format", "output", "opset", "atol", "task_name")
 MODEL_FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+EXPORT_RULES = {
+    "format": one_of(*MODEL_FORMATS),
+    "output": optional(PATH),
+    "opset": integer(7),
+    "atol": optional(number(0)),
+}
 # Tracing input; height, width and batch stay dynamic in the exported graph.
 TRACE_SHAPE = (1, 3, 64, 64)
 # The check runs on another batch and an odd size, to catch shapes frozen at tracing time.
@@ -108,8 +116,7 @@ def max_difference(model: nn.Module, path: Path, shape: Sequence[int] = CHECK_SH
 
 def export_model(cfg: DictConfig) -> Path:
     """Export ``cfg.ckpt_path`` in ``cfg.format``; check it against PyTorch unless ``cfg.atol`` is null."""
-    if cfg.format not in MODEL_FORMATS:
-        raise UserError(f"format={cfg.format!r} is not a model export format; use one of {list(MODEL_FORMATS)}")
+    check_config(cfg, EXPORT_RULES)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     train_cfg = training_config(ckpt_path, run_overrides(), EXPORT_ONLY_KEYS, trusted=cfg.trusted)
     datamodule, module = load_trained_model(ckpt_path, train_cfg)
@@ -138,8 +145,7 @@ def export_model(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
-@exit_on_user_error
+@hydra_entry("export")
 def main(cfg: DictConfig) -> None:
     export_model(cfg)
 

@@ -17,6 +17,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from seglab.checkpoint import load_trained_model, training_config
 from seglab.config import run_overrides
+from seglab.config_validation import DEVICE, PROBABILITY, check_config, inference_modes
 from seglab.data.io import image_tensor, read_image
 from seglab.errors import UserError
 from seglab.inference.instance_writers import encode_masks
@@ -24,11 +25,19 @@ from seglab.inference.writers import save_classes, save_color
 from seglab.instance_overlay import draw_instances
 from seglab.reporting import write_json
 from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
+from seglab.value_rules import PATH
 
 log = logging.getLogger(__name__)
 
 # Keys of the predict command that are not part of the training config.
 PREDICT_ONLY_KEYS = ("ckpt_path", "input", "output_dir", "predict", "task_name")
+PREDICT_RULES = {
+    "input": PATH,
+    "output_dir": PATH,
+    "predict.mode": inference_modes(),
+    "predict.device": DEVICE,
+    "predict.overlay_alpha": PROBABILITY,
+}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 
@@ -106,6 +115,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     Every readable image is segmented; unreadable ones are reported by name, and a :class:`UserError` listing
     them is raised at the end (so the exit code says whether any failed).
     """
+    check_config(cfg, PREDICT_RULES)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     inputs = find_inputs(str(cfg.input))
     train_cfg = training_config(

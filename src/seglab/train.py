@@ -12,6 +12,7 @@ from seglab.builders import build_callbacks, build_loggers, build_model, build_t
 from seglab.callbacks import ConfigSnapshot, NonFiniteLossGuard, PreemptionCheckpoint, StepSeeding
 from seglab.class_weights import resolve_auto_class_weights
 from seglab.config import run_overrides
+from seglab.config_validation import check_config
 from seglab.distributed import is_rank_zero, prepare_process, release_ddp_children
 from seglab.out_of_memory import explain_out_of_memory
 from seglab.preflight import preflight
@@ -35,6 +36,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     directory or ``last``, see :mod:`seglab.resume`), exactly where the checkpoint was written even mid-epoch.
     SIGTERM/SIGUSR1 save ``last.ckpt`` and stop; a non-finite loss stops (or skips, ``trainer.skip_nonfinite``).
     """
+    check_config(cfg)  # every value, before anything is built
     run_dir = Path(cfg.paths.output_dir)
     prepare_process(cfg.trainer)
     if cfg.get("seed") is not None:
