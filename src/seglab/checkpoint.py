@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab.builders import build_datamodule, build_model
 from seglab.callbacks.config_snapshot import CHECKPOINT_KEY
@@ -20,7 +20,7 @@ from seglab.class_weights import use_trained_class_weights
 from seglab.config import compose_config, merge_overrides, override_key, quote_override_value
 from seglab.config_validation import check_config
 from seglab.errors import UserError
-from seglab.preflight import check_checkpoint_classes
+from seglab.preflight import check_checkpoint_fits, check_weights_fit
 
 # A rebuilt run sees the whole split, whatever debug settings the training run had, and never downloads weights.
 RESTORE_OVERRIDES = [
@@ -60,7 +60,7 @@ def training_config(
             training run's (``eval.mode``, ``predict.mode``); it must agree with an ``inference=...`` override.
         trusted: load the checkpoint whatever it holds (the command's ``trusted`` option).
 
-    The checkpoint's classes must be those of the data the command uses.
+    The checkpoint must hold the model the composed config builds, trained on the classes of its data.
     """
     snapshot = read_checkpoint(ckpt_path, trusted)[CHECKPOINT_KEY]
     base = [o for o in snapshot["overrides"] if override_key(o) not in NOT_INHERITED]
@@ -73,10 +73,13 @@ def training_config(
         raise UserError(f"the inference mode {mode!r} and inference={chosen[-1]} disagree; give the mode once")
     if mode is not None and not chosen:
         user.insert(0, f"inference={mode}")
-    cfg = compose_config("train", merge_overrides(base + RESTORE_OVERRIDES, user))
+    cfg = compose_config("train", merge_overrides(base + RESTORE_OVERRIDES, user), return_hydra_config=True)
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
     check_config(cfg)
     use_trained_class_weights(cfg, snapshot["config"])  # loss.class_weights=auto: the weights training used
-    check_checkpoint_classes(snapshot["config"]["data"], cfg.data, ckpt_path)
+    check_checkpoint_fits(snapshot, cfg, choices, ckpt_path)
     return cfg
 
 
@@ -84,5 +87,7 @@ def load_trained_model(ckpt_path: Path, train_cfg: DictConfig) -> tuple[L.Lightn
     """The data module (not set up: no data is read) and the model with the checkpoint's weights, in eval mode."""
     datamodule = build_datamodule(train_cfg)
     model = build_model(train_cfg, datamodule)
-    model.load_state_dict(read_checkpoint(ckpt_path, train_cfg.get("trusted", False))["state_dict"])
+    state_dict = read_checkpoint(ckpt_path, train_cfg.get("trusted", False))["state_dict"]
+    check_weights_fit(model, state_dict, ckpt_path)
+    model.load_state_dict(state_dict)
     return datamodule, model.eval()

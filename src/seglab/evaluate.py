@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from seglab.builders import build_model, build_trainer
 from seglab.callbacks import InstancePredictionWriter, PredictionWriter
-from seglab.checkpoint import training_config
+from seglab.checkpoint import read_checkpoint, training_config
 from seglab.config import run_overrides
 from seglab.config_validation import check_config, inference_modes
 from seglab.data.transforms import find_normalize
@@ -21,10 +21,11 @@ from seglab.errors import UserError
 from seglab.inference.instance_writers import INSTANCE_EXPORT_FORMATS
 from seglab.inference.writers import EXPORT_FORMATS
 from seglab.out_of_memory import explain_out_of_memory
-from seglab.preflight import preflight
+from seglab.preflight import check_weights_fit, preflight
 from seglab.reporting import format_metrics_table, write_json
 from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
 from seglab.value_rules import PATH, one_of, optional
+from seglab.write_targets import RUN_DIR_FIX, check_writable_dir, explain_write_failures
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +48,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg, EVAL_RULES)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     split, mode, export_format = cfg.eval.split, cfg.eval.mode, cfg.export.format
+    run_dir = written_into = check_writable_dir(cfg.paths.output_dir, "paths.output_dir", RUN_DIR_FIX)
+    if export_format is not None:
+        written_into = check_writable_dir(cfg.export.dir, "export.dir", "choose another with export.dir=<dir>")
     train_cfg = training_config(ckpt_path, run_overrides(), EVAL_ONLY_KEYS, mode=mode, trusted=cfg.trusted)
-    run_dir = Path(cfg.paths.output_dir)
     prepare_process(train_cfg.trainer)
 
     datamodule = preflight(train_cfg)  # before any data is loaded
     datamodule.setup("validate" if split == "val" else "test")
     model = build_model(train_cfg, datamodule)
+    check_weights_fit(model, read_checkpoint(ckpt_path, cfg.trusted)["state_dict"], ckpt_path)
     check_inference_mode(model, "eval.mode", mode)
     callbacks = [] if export_format is None else [prediction_writer(export_format, Path(cfg.export.dir), datamodule, model)]
     trainer = build_trainer(train_cfg, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
     run = trainer.validate if split == "val" else trainer.test
-    with explain_out_of_memory(train_cfg, training=False):
+    with explain_out_of_memory(train_cfg, training=False), explain_write_failures(written_into):
         logged = run(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)[0]
     release_ddp_children(trainer)
 

@@ -25,6 +25,7 @@ from seglab.errors import UserError
 from seglab.hydra_entry import hydra_entry
 from seglab.tasks.instance import InstanceSegmentationModule
 from seglab.value_rules import PATH, integer, number, one_of, optional
+from seglab.write_targets import check_room, check_writable_dir, explain_write_failures, state_size
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,10 @@ def max_difference(model: nn.Module, path: Path, shape: Sequence[int] = CHECK_SH
 def export_model(cfg: DictConfig) -> Path:
     """Export ``cfg.ckpt_path`` in ``cfg.format``; check it against PyTorch unless ``cfg.atol`` is null."""
     check_config(cfg, EXPORT_RULES)
+    default = Path(cfg.paths.output_dir) / f"model{MODEL_FORMATS[cfg.format]}"
+    path = Path(cfg.output).expanduser() if cfg.output else default
+    key, fix = "output" if cfg.output else "paths.output_dir", "choose another file with output=<file>"
+    check_writable_dir(path.parent, key, fix)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     train_cfg = training_config(ckpt_path, run_overrides(), EXPORT_ONLY_KEYS, trusted=cfg.trusted)
     datamodule, module = load_trained_model(ckpt_path, train_cfg)
@@ -128,13 +133,12 @@ def export_model(cfg: DictConfig) -> Path:
             "export builds in the input normalisation, but data.val_transforms has no seglab.data.transforms.Normalize"
         )
     model = DeployableSegmentor(module.net, normalize.mean, normalize.std).eval()
-    default = Path(cfg.paths.output_dir) / f"model{MODEL_FORMATS[cfg.format]}"
-    path = Path(cfg.output).expanduser() if cfg.output else default
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if cfg.format == "onnx":
-        export_onnx(model, path, cfg.opset)
-    else:
-        export_torchscript(model, path)
+    check_room(path.parent, state_size(model), key, "the exported model", fix)
+    with explain_write_failures(path.parent):
+        if cfg.format == "onnx":
+            export_onnx(model, path, cfg.opset)
+        else:
+            export_torchscript(model, path)
     log.info("Exported %s to %s (input: float32 RGB 0..255, NCHW; output: logits)", ckpt_path, path)
     if cfg.atol is not None:
         difference = max_difference(model, path)

@@ -26,6 +26,7 @@ from seglab.instance_overlay import draw_instances
 from seglab.reporting import write_json
 from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
 from seglab.value_rules import PATH
+from seglab.write_targets import check_writable_dir, explain_write_failures
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     check_config(cfg, PREDICT_RULES)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     inputs = find_inputs(str(cfg.input))
+    out_dir = check_writable_dir(cfg.output_dir, "output_dir", "choose another with output_dir=<dir>")
     train_cfg = training_config(
         ckpt_path, run_overrides(), PREDICT_ONLY_KEYS, mode=cfg.predict.mode, trusted=cfg.trusted
     )
@@ -125,11 +127,10 @@ def predict(cfg: DictConfig) -> list[Path]:
     check_inference_mode(model, "predict.mode", cfg.predict.mode)
     device = choose_device(cfg.predict.device)
     model.to(device)
-    out_dir = Path(cfg.output_dir)
 
     written: list[Path] = []
     failed: list[Path] = []
-    with logging_redirect_tqdm():
+    with logging_redirect_tqdm(), explain_write_failures(out_dir):
         for path in tqdm(inputs, desc=f"segmenting ({cfg.predict.mode})", unit="image"):
             try:
                 image = read_image(path)

@@ -25,6 +25,7 @@ from seglab.models import Segmentor
 from seglab.models.complexity import count_flops, count_parameters
 from seglab.models.receptive_field import atrous_convolutions, effective_receptive_field
 from seglab.value_rules import PATH, integer, number, optional
+from seglab.write_targets import check_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ REPORT_RULES = {
 def model_report(cfg: DictConfig) -> dict[str, Any]:
     """Build ``cfg.model`` and measure it; return the figures :func:`format_report` prints."""
     check_config(cfg, REPORT_RULES)
+    if cfg.erf_png:
+        check_writable_dir(Path(cfg.erf_png).expanduser().parent, "erf_png", "choose another file with erf_png=<file>")
     input_size = tuple(cfg.input_size)
     net: Segmentor = instantiate_part(cfg.model).net
     if not isinstance(net, Segmentor):
