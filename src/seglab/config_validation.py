@@ -54,7 +54,6 @@ LOSS_RULES: dict[str, Rule] = {
     "alpha": PROBABILITY,
     "beta": PROBABILITY,
     "smooth": number(0),
-    "weights": sequence(number(0)),
     "log_loss": FLAG,
     "per_image": FLAG,
     "classes": one_of("present", "all"),
@@ -154,6 +153,7 @@ TRAINING_RULES: dict[str, Rule] = {
     "model.mask_threshold": PROBABILITY,
     # Loss (a loss of its own, or a term of a combined one).
     **{f"{prefix}.{key}": rule for prefix in ("loss", "loss.terms.*") for key, rule in LOSS_RULES.items()},
+    "loss.weights": sequence(number(0)),
     # Inference.
     "inference.crop_size": SIZE,
     "inference.stride": optional(SIZE),

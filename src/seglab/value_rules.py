@@ -128,7 +128,5 @@ def show(value: Any) -> str:
         return "{" + ", ".join(f"{key}: {show(item)}" for key, item in value.items()) + "}"
     if _is_list(value):
         return "[" + ", ".join(show(item) for item in value) + "]"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    return repr(value) if isinstance(value, float) else str(value)
 
