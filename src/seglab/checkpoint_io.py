@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import uuid
 import zipfile
 from pathlib import Path
@@ -59,9 +60,9 @@ def load_checkpoint(path: str | Path, trusted: bool = False, map_location: Any =
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
-        foreign = _foreign_objects(path)
+        foreign = _foreign_objects(path, kind, err)
         if not foreign:
-            raise UserError(f"{path} is damaged: {_DAMAGED} ({_reason(err)})") from None
+            raise UserError(f"{path} is truncated or damaged: {_DAMAGED} ({_reason(err)})") from None
         raise UserError(
             f"refusing to load {path}: it holds objects of {', '.join(foreign)}, not only tensors and plain values, "
             "and loading such objects can run code from the file. If you trust where the file comes from, load it "
@@ -95,19 +96,23 @@ def checkpoint_format(path: Path) -> str:
         return "zip"
     if head.startswith(PICKLE_MAGIC):
         return "pickle"
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
+    text = head.decode("utf-8", errors="replace")
+    if not all(char.isprintable() or char.isspace() for char in text):
         return f"is not a checkpoint: its {size} bytes are neither of the formats torch.save writes"
-    return f"is not a checkpoint but text (it starts with {text.splitlines()[0][:40]!r})"
+    if text.startswith("version https://git-lfs"):
+        return "is a Git LFS pointer, not the checkpoint itself (git lfs pull fetches it)"
+    return f"is not a checkpoint but text (it starts with {text.splitlines()[0][:60]!r})"
 
 
-def _foreign_objects(path: Path) -> list[str]:
-    """The globals the file names that the weights-only loader refused, found without unpickling it."""
+def _foreign_objects(path: Path, kind: str, err: Exception) -> list[str]:
+    """The globals the file names that the weights-only loader refused, found without unpickling it (none: the
+    file is damaged rather than foreign)."""
+    if kind == "pickle":  # torch lists the globals of zip checkpoints only; the loader's message names the first
+        return re.findall(r"GLOBAL ([\w.]+)", str(err))[:1]
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # an old (non-zip) checkpoint: the names cannot be listed
-        return ["types other than tensors"]
+    except Exception:
+        return []
     return [name for name in names if name not in {_qualified(t) for t in SAFE_GLOBALS}]
 
 
