@@ -28,7 +28,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from seglab.errors import UserError
-from seglab.write_targets import write_failure
+from seglab.write_targets import os_error_in, write_failure
 
 # Types beyond torch's weights-only set (tensors, dtypes, plain containers, numbers) that the platform's checkpoints
 # may hold. Its parts store nothing else (the config snapshot is kept as plain containers for that reason); a part
@@ -169,8 +169,10 @@ class SafeCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         try:
             save_checkpoint_atomically(checkpoint, path)
-        except OSError as err:  # a full disk, ...: the previous checkpoint of that name is intact
-            raise write_failure(path, err, Path(path).parent) from err
+        except Exception as err:  # a full disk, ...: the previous checkpoint of that name is intact
+            if (failure := os_error_in(err)) is None:
+                raise
+            raise write_failure(path, failure, Path(path).parent) from err
 
     def load_checkpoint(
         self, path: str | Path, map_location: Callable | Any = "cpu", weights_only: bool | None = None

@@ -130,16 +130,27 @@ def write_failure(path: str | Path | None, err: OSError, checkpoint_folder: str 
     return UserError(f"{what} ({reason(err)}){last}. Free space on that disk or choose another folder, then go on")
 
 
+def os_error_in(err: BaseException | None) -> OSError | None:
+    """The :class:`OSError` that ``err`` is or arose from (torch's writer turns a failed write into a RuntimeError
+    raised while handling it)."""
+    while err is not None and not isinstance(err, OSError):
+        err = err.__cause__ or err.__context__
+    return err
+
+
 @contextmanager
 def explain_write_failures(folder: str | Path, checkpoint_folder: str | Path | None = None) -> Iterator[None]:
     """Turn a full disk (or quota, or a file system turned read-only) met inside into a :class:`UserError` naming
     the file (else the ``folder`` written into) and the last good checkpoint in ``checkpoint_folder``."""
     try:
         yield
-    except OSError as err:
-        if err.errno not in WRITE_ERRORS:
+    except UserError:
+        raise  # already explained (a checkpoint save names its own file)
+    except Exception as err:
+        failure = os_error_in(err)
+        if failure is None or failure.errno not in WRITE_ERRORS:
             raise
-        raise write_failure(err.filename or f"into {folder}", err, checkpoint_folder) from err
+        raise write_failure(failure.filename or f"into {folder}", failure, checkpoint_folder) from err
 
 
 class RunDirectoryCheck(Callback):
