@@ -34,7 +34,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     logs and ``metrics.json`` with the final metrics under their logged names (``val/mIoU``, ...). Secrets
     (API keys, tokens, passwords) are masked in every file and logger (see :mod:`seglab.redaction`).
 
-    The config is checked before any data is read (:mod:`seglab.preflight`); ``ckpt_path`` resumes (a file, a run
+    Every config value is checked before anything is built (:mod:`seglab.config_validation`), then where the run
+    writes (:mod:`seglab.write_targets`: a full disk later stops it naming the last good checkpoint), then the
+    config's parts before any data is read (:mod:`seglab.preflight`); ``ckpt_path`` resumes (a file, a run
     directory or ``last``, see :mod:`seglab.resume`), exactly where the checkpoint was written even mid-epoch.
     SIGTERM/SIGUSR1 save ``last.ckpt`` and stop; a non-finite loss stops (or skips, ``trainer.skip_nonfinite``).
     """
@@ -71,7 +73,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for logger in loggers:
             logger.log_hyperparams(description)
         trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
-        with explain_out_of_memory(cfg, training=True), explain_write_failures(run_dir, OmegaConf.select(cfg, CHECKPOINT_DIR)):
+        checkpoints = OmegaConf.select(cfg, CHECKPOINT_DIR)
+        with explain_out_of_memory(cfg, training=True), explain_write_failures(run_dir, checkpoints):
             trainer.fit(model, datamodule=datamodule, ckpt_path=requeued_checkpoint(trainer) or ckpt_path)
             best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
             log.info("Validating %s", best or "the final weights")

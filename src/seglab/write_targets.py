@@ -101,7 +101,8 @@ CHECKPOINT_DIR = "callbacks.model_checkpoint.dirpath"
 
 
 def check_run_dirs(cfg: DictConfig) -> None:
-    """The training run's directory and checkpoint folder are writable (created if missing)."""
+    """The training run's directory (created if missing) and checkpoint folder (checked where it will be) are
+    writable."""
     check_writable_dir(cfg.paths.output_dir, "paths.output_dir", RUN_DIR_FIX)
     if (folder := OmegaConf.select(cfg, CHECKPOINT_DIR)) is not None:  # created by the first save
         check_writable_dir(folder, CHECKPOINT_DIR, f"choose another with {CHECKPOINT_DIR}=<dir>", create=False)
@@ -123,11 +124,11 @@ def last_good_checkpoint(folder: str | Path, also: str | Path | None = None) -> 
     return f"{newest} (resume with ckpt_path={newest})" if newest else "none yet (no checkpoint was saved)"
 
 
-def write_failure(path: str | Path | None, err: OSError, checkpoint_folder: str | Path | None) -> UserError:
-    """The message of a write that failed during a run."""
-    what = f"could not write {path}" if path else "a write failed"
+def write_failure(path: str | Path, err: OSError, checkpoint_folder: str | Path | None) -> UserError:
+    """The message of a write (of ``path``) that failed during a run."""
     last = f"; last good checkpoint: {last_good_checkpoint(checkpoint_folder)}" if checkpoint_folder else ""
-    return UserError(f"{what} ({reason(err)}){last}. Free space on that disk or choose another folder, then go on")
+    return UserError(f"could not write {path} ({reason(err)}){last}. Free space on that disk or choose another "
+                     "folder, then go on")
 
 
 def os_error_in(err: BaseException | None) -> OSError | None:
