@@ -110,6 +110,9 @@ CASES = [
     ("paths.log_dir=''", "paths.log_dir=: must be a path"),
     ("ckpt_path=[a,b]", "ckpt_path=[a, b]: must be a path or null"),
     ("paths.log_dir=2026", None),
+    ("trainer.devices=0", "trainer.devices=0: must be an integer >= 1, -1 (every device), auto, device indices as text"),
+    ("trainer.devices='0,1'", None),
+    ("trainer.devices=[0,1]", None),
     # enumerations
     ("trainer.precision=16-mix", "trainer.precision=16-mix: must be one of 32-true, 16-mixed, bf16-mixed"),
     ("trainer.accelerator=npu", "trainer.accelerator=npu: must be one of auto, gpu, cpu, cuda, mps, tpu or a config node"),

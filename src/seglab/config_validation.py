@@ -40,6 +40,9 @@ PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-t
               "transformer-engine-float16", "64", "32", "16", "bf16")
 # A whole number of batches (int), or a fraction of them (float).
 BATCHES = integer(0) | number(0, 1)
+# Lightning's devices as text: "0,1" (those GPUs), "2" (two of them).
+DEVICE_IDS = Rule(("device indices as text, e.g. '0,1'",),
+                  lambda v: isinstance(v, str) and re.fullmatch(r"\d+(,\d+)*,?", v) is not None)
 # A torch device name: auto, cpu, cuda, cuda:1, mps.
 DEVICE = Rule(("auto, cpu, cuda, cuda:<index> or mps",),
               lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is not None)
@@ -86,7 +89,7 @@ TRAINING_RULES: dict[str, Rule] = {
     # Trainer.
     "trainer.accelerator": one_of("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())) | MAPPING,
     "trainer.strategy": one_of("auto", *StrategyRegistry.available_strategies()) | MAPPING,
-    "trainer.devices": integer(1) | NO_LIMIT | PATH | sequence(integer(0)),
+    "trainer.devices": integer(1) | exactly(-1, "every device") | one_of("auto") | DEVICE_IDS | sequence(integer(0)),
     "trainer.num_nodes": integer(1),
     "trainer.precision": one_of(*PRECISIONS),
     "trainer.max_epochs": optional(integer(1) | NO_LIMIT),
