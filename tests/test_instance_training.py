@@ -76,6 +76,7 @@ def test_a_few_steps_lower_the_panoptic_deeplab_loss_on_one_batch():
     from hydra.utils import instantiate
 
     cfg = compose_config("train", ["model=panoptic_deeplab", "data.dataset.image_size=[32,32]", "data.batch_size=2"])
+    torch.manual_seed(0)  # the batch and the initial weights: not whatever the tests before left (some seeds fail)
     datamodule = instantiate(cfg.data, _convert_="partial")
     datamodule.setup("fit")
     module = instantiate(cfg.model, _convert_="partial")

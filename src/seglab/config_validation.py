@@ -10,7 +10,7 @@ key (``${data.crop_size}``, checked there), are not checked here. Checks that ne
 Besides the values, :func:`check_config` refuses a required value left out (``???``), an interpolation that does not
 resolve (``optimizer.lr=${lr}``), and a config group given a value like a key (``model.backbone=resnet50`` instead of
 ``model/backbone=resnet50``). Everything wrong is reported at once, as one line:
-``data.batch_size=abc: must be an integer >= 1; optimizer.lr=-1: must be a number > 0``.
+``optimizer.lr=-1: must be a number > 0; data.batch_size=abc: must be an integer >= 1`` (in the config's order).
 """
 
 from __future__ import annotations

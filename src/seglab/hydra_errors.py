@@ -36,7 +36,8 @@ def explain_composition_error(err: Exception) -> str:
     if isinstance(err, MissingConfigException) and err.missing_cfg_file:
         return _unknown_option(err.missing_cfg_file, list(err.options or []))
     cause = err.__cause__
-    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None) and str(err).startswith("Could not override"):
+    misspelt = isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None)
+    if misspelt and str(err).startswith("Could not override"):
         return _unknown_key(str(cause.full_key), cause.parent_node, str(err))
     if isinstance(err, OverrideParseException):
         reason = [line for line in str(err).splitlines() if line and not line.startswith(("See ", "Error parsing"))]

@@ -1,7 +1,7 @@
 """What a config value may be: small rules that test a value and say in words what they allow.
 
 A rule reads like its message: ``integer(1)`` allows "an integer >= 1", ``number(0, 1)`` "a number in [0, 1]",
-``pair(integer(1))`` "two integers >= 1". Rules combine with ``|`` (``integer(1) | exactly(-1, "no limit")``,
+``pair(integer(1), "[height, width]")`` "two integers >= 1, [height, width]". Rules combine with ``|`` (``integer(1) | exactly(-1, "no limit")``,
 ``optional(rule)`` adds null). Booleans are never numbers here, nor are floats integers (``data.batch_size=8.0``
 is refused: torch's loaders take integers only); numbers are finite. The table that applies them to the config
 keys is :mod:`seglab.config_validation`.
@@ -85,7 +85,8 @@ def exactly(value: Any, meaning: str) -> Rule:
 def one_of(*choices: Any) -> Rule:
     """One of ``choices``, compared as text (``trainer.precision=16`` is the choice ``"16"``)."""
     names = [str(choice) for choice in choices]
-    return Rule((f"one of {', '.join(names)}" if len(names) > 1 else names[0],), lambda v: not isinstance(v, (bool, list, dict)) and str(v) in names)
+    allowed = f"one of {', '.join(names)}" if len(names) > 1 else names[0]
+    return Rule((allowed,), lambda v: not isinstance(v, (bool, list, dict)) and str(v) in names)
 
 
 def pair(item: Rule, what: str) -> Rule:
@@ -95,7 +96,8 @@ def pair(item: Rule, what: str) -> Rule:
 
 def sequence(item: Rule) -> Rule:
     """A non-empty list whose items each pass ``item``."""
-    return Rule((f"a non-empty list of {_plural(item)}",), lambda v: _is_list(v) and len(v) > 0 and all(map(item.test, v)))
+    allowed = f"a non-empty list of {_plural(item)}"
+    return Rule((allowed,), lambda v: _is_list(v) and len(v) > 0 and all(map(item.test, v)))
 
 
 def optional(rule: Rule) -> Rule:
