@@ -1,14 +1,10 @@
 """Train a segmentation model: ``python train.py model=deeplabv3plus data=cityscapes`` (see README)."""
 
-import hydra
-
-from seglab.config import CONFIG_DIR
-from seglab.errors import exit_on_user_error
+from seglab.hydra_entry import hydra_entry
 from seglab.train import train
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-@exit_on_user_error
+@hydra_entry("train")
 def main(cfg) -> float | None:
     metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric"))  # the value Hydra sweepers optimise
