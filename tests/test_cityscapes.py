@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,24 @@ def test_trains_one_step_on_the_tree(cityscapes_root, tmp_path):
     assert set(f"val/IoU/{name}" for name in CLASS_NAMES) <= set(metrics)
     official = {"val/iIoU", "val/mIoU_category", "val/iIoU_category", "val/iIoU_class/person", "val/IoU_category/flat"}
     assert official <= set(metrics)  # data=cityscapes reports the official evaluation's four scores
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["trains", "names-the-broken-file"])
+def test_a_training_split_of_one_image_with_the_default_batch_of_two(tmp_path, broken):
+    root = write_cityscapes_tree(tmp_path / "cs", per_city=1)
+    for folder in ("leftImg8bit", "gtFine"):
+        shutil.rmtree(root / folder / "train" / "bochum")  # one image left: aachen's
+    label = next((root / "gtFine" / "train").rglob("*_gtFine_labelIds.png"))
+    if broken:
+        Image.fromarray(np.zeros((32, 64), dtype=np.uint8), mode="L").save(label)
+    cfg = make_cfg(tmp_path / "run", "data=cityscapes", f"data.root={root}", "model/backbone=resnet18",
+                   "model.backbone.weights=null", "data.crop_size=[32,64]", "data.num_workers=0", "debug=fdr")
+    assert cfg.data.batch_size == 2
+    if broken:  # the file's own message, not one about an empty schedule
+        with pytest.raises(UserError, match=rf"is 128x64 but its label map {label} is 64x32"):
+            train(cfg)
+    else:
+        assert 0.0 <= train(cfg)["val/mIoU"] <= 1.0
 
 
 def test_bad_root_exits_with_one_clear_message(tmp_path):

@@ -154,7 +154,7 @@ def test_wrong_length_weights_are_refused_before_any_data_is_loaded(tmp_path):
 
 
 def test_unknown_auto_method_is_refused(tmp_path):
-    with pytest.raises(UserError, match="auto_class_weights='mean'.*median_frequency"):
+    with pytest.raises(UserError, match="^auto_class_weights=mean: must be one of median_frequency, inverse_frequency$"):
         train(make_cfg(tmp_path, "loss.class_weights=auto", "auto_class_weights=mean"))
 
 

@@ -1,8 +1,10 @@
-"""The DataModule: seeded workers draw reproducible, distinct augmentations; padded batches; instance options."""
+"""The DataModule: seeded workers draw reproducible, distinct augmentations; padded batches; instance options; splits
+smaller than a batch."""
 
 from __future__ import annotations
 
 import functools
+import types
 
 import numpy as np
 import pytest
@@ -78,3 +80,40 @@ def test_instance_options():
     )
     batch = next(iter(datamodule.train_dataloader()))
     assert len(batch["instances"]) == 2 and all(t["labels"].min() >= 1 for t in batch["instances"] if len(t["labels"]))
+
+
+class Shapes(Dataset):
+    """``length`` tiny samples."""
+
+    def __init__(self, split: str, transforms=None, length: int = 8) -> None:
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        return {"image": tv_tensors.Image(torch.zeros(3, 4, 4, dtype=torch.uint8)),
+                "mask": tv_tensors.Mask(torch.zeros(4, 4, dtype=torch.uint8))}
+
+
+@pytest.mark.parametrize(
+    ("samples", "processes", "batches"),
+    [(1, 1, [1]), (7, 1, [7]), (8, 1, [8]), (9, 1, [8]), (17, 1, [8, 8]), (12, 2, [6])],
+    ids=["one", "fewer-than-a-batch", "one-batch", "one-more", "many", "fewer-per-process"],
+)
+def test_a_split_smaller_than_one_batch_trains_as_one_batch_and_larger_ones_drop_the_rest(
+    samples, processes, batches, caplog
+):
+    datamodule = _datamodule(dataset=functools.partial(Shapes, length=samples), batch_size=8, num_workers=0)
+    datamodule.trainer = types.SimpleNamespace(world_size=processes, global_rank=0)
+    loader = datamodule.train_dataloader()
+    datamodule.trainer = None  # iterate from the start of epoch 0
+    assert [len(batch["image"]) for batch in loader] == batches
+    warned = [r.getMessage() for r in caplog.records if "fewer than data.batch_size" in r.getMessage()]
+    if samples // processes >= 8:
+        assert warned == []
+    else:
+        shard = f" ({samples // processes} per process)" if processes > 1 else ""
+        assert warned == [f"The train split has {samples} samples{shard}, fewer than data.batch_size=8: each step "
+                          f"trains on all {samples // processes} of them (lower data.batch_size to train on smaller "
+                          "batches)"]

@@ -60,5 +60,5 @@ def test_export_command_writes_torchscript_with_pytorchs_logits_at_any_size(trai
 
 
 def test_unknown_format_is_a_clear_error(trained_run, tmp_path):
-    with pytest.raises(UserError, match="format='tflite'.*onnx"):
+    with pytest.raises(UserError, match="^format=tflite: must be one of onnx, torchscript$"):
         export_model(make_cfg(tmp_path, f"ckpt_path={tmp_path / 'any.ckpt'}", "format=tflite", config_name="export"))

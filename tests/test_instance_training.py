@@ -62,6 +62,7 @@ def test_a_few_steps_lower_the_panoptic_deeplab_loss_on_one_batch():
 
     torch.manual_seed(0)  # unseeded, the initial weights and the batch made 1 run in 3 miss the halving in 5 steps
     cfg = compose_config("train", ["model=panoptic_deeplab", "data.dataset.image_size=[32,32]", "data.batch_size=2"])
+    torch.manual_seed(0)  # the batch and the initial weights: not whatever the tests before left (some seeds fail)
     datamodule = instantiate(cfg.data, _convert_="partial")
     datamodule.setup("fit")
     module = instantiate(cfg.model, _convert_="partial")

@@ -1,15 +1,22 @@
-"""Bad configs are refused before any data is loaded, each with one clear message; the entry points exit non-zero
-without a traceback, and print no secret."""
+"""Bad configs, and checkpoints that do not fit them, are refused before any data is loaded, each with one clear
+message; the entry points exit non-zero without a traceback, and print no secret."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import torch
 from omegaconf import OmegaConf
 
+from seglab.checkpoint_io import load_checkpoint
+from seglab.config import compose_config
 from seglab.errors import UserError, exit_on_user_error
 from seglab.evaluate import evaluate
+from seglab.export import export_model
+from seglab.predict import predict
 from seglab.train import train
-from tests.conftest import make_cfg, run_script
+from tests.conftest import TINY, make_cfg, run_script
 
 # Cityscapes whose root does not exist: a check that passes goes on to read the data and fails on the root instead.
 NO_CITYSCAPES = ["data=cityscapes", "data.root=/nonexistent/cityscapes", "data.backbone_weights=null"]
@@ -48,12 +55,81 @@ def test_bad_config_is_refused_before_any_data_is_loaded(overrides, message, tmp
     assert not (tmp_path / "checkpoints").exists()
 
 
-def test_checkpoint_trained_on_other_classes_is_refused_at_eval(trained_run, tmp_path):
-    run_dir, _ = trained_run
-    cfg = make_cfg(tmp_path, f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", *NO_CITYSCAPES, config_name="eval")
-    with pytest.raises(UserError, match=r"best.ckpt was trained on 5 classes \(background, disk, square, triangle, "
-                                        r"cross\) but the data has 19 \(road, sidewalk, .*\); use it on data with"):
-        evaluate(cfg)
+CITYSCAPES_CLASSES = compose_config("train", ["data=cityscapes"]).data.class_names
+TINY_RUN = "model=deeplabv3plus / resnet18 / 5 classes (background, disk, square, triangle, cross)"
+
+
+@pytest.fixture(scope="module")
+def fcn_checkpoint(trained_run, tmp_path_factory) -> Path:
+    """A checkpoint whose stored config is an FCN / ResNet-101 on Cityscapes' 19 classes (the weights are not read)."""
+    checkpoint = load_checkpoint(trained_run[0] / "checkpoints" / "best.ckpt")
+    config = checkpoint["seglab"]["config"]
+    config["model"]["decoder"]["_target_"] = "seglab.models.decoders.FCNDecoder"
+    config["model"]["backbone"]["name"] = "resnet101"
+    config["data"]["class_names"] = list(CITYSCAPES_CLASSES)
+    checkpoint["seglab"]["choices"] = {**checkpoint["seglab"]["choices"], "model": "fcn"}
+    path = tmp_path_factory.mktemp("fcn") / "fcn.ckpt"
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.mark.parametrize("choices", [True, False], ids=["with-choices", "older-checkpoint"])
+def test_resuming_from_a_checkpoint_of_another_model_is_refused_naming_both(fcn_checkpoint, tmp_path, choices):
+    path = fcn_checkpoint
+    if not choices:  # checkpoints written before the config group choices were stored: the decoder names it
+        checkpoint = load_checkpoint(fcn_checkpoint)
+        del checkpoint["seglab"]["choices"]
+        torch.save(checkpoint, path := tmp_path / "old.ckpt")
+    with pytest.raises(UserError) as refused:
+        train(make_cfg(tmp_path / "run", f"ckpt_path={path}", *TINY))
+    model = "fcn" if choices else "FCNDecoder"
+    assert str(refused.value) == (
+        f"{path} does not fit this run: the checkpoint is model={model} / resnet101 / 19 classes (road, sidewalk, "
+        f"building, wall, fence, pole, ...); this run is {TINY_RUN}. Give the model and data settings it was "
+        "trained with, or a checkpoint of this model and data"
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("config_name", "overrides", "this_run"),
+    [
+        ("eval", NO_CITYSCAPES, "model=deeplabv3plus / resnet18 / 19 classes (road, sidewalk, building, wall, fence, "
+                                "pole, ...)"),
+        ("predict", ["model/backbone=mobilenet_v2"], "model=deeplabv3plus / mobilenet_v2 / 5 classes"),
+        ("export", ["model=fcn"], "model=fcn / resnet18 / 5 classes"),
+        ("eval", ["data.class_names=[a,b,c,d,e]"], "model=deeplabv3plus / resnet18 / 5 classes (a, b, c, d, e)"),
+    ],
+    ids=["eval-other-classes", "predict-other-backbone", "export-other-preset", "eval-other-class-names"],
+)
+def test_commands_refuse_a_checkpoint_that_does_not_fit_their_overrides(trained_run, tmp_path, config_name,
+                                                                        overrides, this_run):
+    best = trained_run[0] / "checkpoints" / "best.ckpt"
+    (tmp_path / "photo.png").touch()  # refused before any image is read
+    extra = [f"input={tmp_path / 'photo.png'}"] if config_name == "predict" else []
+    cfg = make_cfg(tmp_path, f"ckpt_path={best}", *extra, *overrides, config_name=config_name)
+    with pytest.raises(UserError) as refused:
+        {"eval": evaluate, "predict": predict, "export": export_model}[config_name](cfg)
+    assert f"{best} does not fit this run: the checkpoint is {TINY_RUN}; this run is {this_run}" in str(refused.value)
+
+
+@pytest.mark.parametrize(("config_name", "override", "key", "shapes"), [
+    ("train", "model.decoder.out_channels=64", "net.decoder.aspp.branches.0.0.weight", "[256, 512, 1, 1] in the "
+                                                                                         "checkpoint, [64, 512, 1, 1]"),
+    ("eval", "model.decoder.low_level_channels=32", "net.decoder.low_level.0.weight", "[48, 64, 1, 1] in the "
+                                                                                       "checkpoint, [32, 64, 1, 1]"),
+], ids=["resume", "eval"])
+def test_weights_of_other_model_settings_are_refused_before_loading(trained_run, tmp_path, config_name, override,
+                                                                     key, shapes):
+    best = trained_run[0] / "checkpoints" / "best.ckpt"
+    cfg = make_cfg(tmp_path, f"ckpt_path={best}", *(TINY if config_name == "train" else []), override,
+                   config_name=config_name)
+    with pytest.raises(UserError) as refused:
+        (train if config_name == "train" else evaluate)(cfg)
+    message = str(refused.value)
+    assert message.startswith(f"{best} holds weights that do not fit the model this config builds: ")
+    assert f"of another shape ({key}: {shapes} in the model)" in message
+    assert message.endswith("Give the model settings it was trained with (its run's .hydra/overrides.yaml lists them)")
 
 
 def test_entry_point_exits_non_zero_with_one_line_and_no_traceback(tmp_path):

@@ -1,13 +1,16 @@
-"""Training end to end: fast dev runs of each preset, learning on synthetic data, run directory, resume."""
+"""Training end to end: fast dev runs of each preset, learning on synthetic data, run directory, resume, splits smaller
+than a batch."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
 import torch
 
 from seglab.checkpoint_io import load_checkpoint
+from seglab.errors import UserError
 from seglab.train import train
 from tests.conftest import QUICK, TINY, make_cfg
 from tests.probes import ResumeProbe, momentum_buffers
@@ -84,3 +87,18 @@ def test_resume_restores_step_optimizer_and_schedule(trained_run, tmp_path):
     saved = momentum_buffers(checkpoint)
     assert len(saved) == len(seen["momentum_buffers"]) > 0
     assert all(torch.equal(a, b) for a, b in zip(saved, seen["momentum_buffers"]))
+
+
+def test_a_split_smaller_than_one_batch_trains_a_step_per_epoch(tmp_path):
+    cfg = make_cfg(tmp_path, *QUICK, "data.dataset.lengths={train: 3, val: 4, test: 4}", "trainer.max_epochs=2")
+    assert cfg.data.batch_size == 8
+    metrics = train(cfg)
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    assert [row["step"] for row in rows if row["train/loss_step"]] == ["0", "1"]  # one step in each epoch
+    assert 0.0 <= metrics["val/mIoU"] <= 1.0
+
+
+def test_no_training_batch_at_all_is_one_message(tmp_path):
+    with pytest.raises(UserError, match=r"^the run has no training step \(trainer.limit_train_batches leaves no batch "
+                                        r"of the training split\), so .*; raise trainer.limit_train_batches or leave it out$"):
+        train(make_cfg(tmp_path, *QUICK, "+trainer.limit_train_batches=0"))

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
-import torch
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab.builders import build_datamodule, build_model
 from seglab.callbacks.config_snapshot import CHECKPOINT_KEY
@@ -24,8 +23,9 @@ from seglab.checkpoint_io import load_checkpoint
 from seglab.checkpoint_overrides import as_typed
 from seglab.class_weights import use_trained_class_weights
 from seglab.config import compose_config, merge_overrides, override_key, quote_override_value
+from seglab.config_validation import check_config
 from seglab.errors import UserError
-from seglab.preflight import check_checkpoint_classes
+from seglab.preflight import check_checkpoint_fits, check_weights_fit
 from seglab.redaction import redact
 
 # A rebuilt run sees the whole split, whatever debug settings the training run had, and never downloads weights.
@@ -70,7 +70,7 @@ def training_config(
             training run's (``eval.mode``, ``predict.mode``); it must agree with an ``inference=...`` override.
         trusted: load the checkpoint whatever it holds (the command's ``trusted`` option).
 
-    The checkpoint's classes must be those of the data the command uses.
+    The checkpoint must hold the model the composed config builds, trained on the classes of its data.
     """
     snapshot = read_checkpoint(ckpt_path, trusted)[CHECKPOINT_KEY]
     base = [o for o in snapshot["overrides"] if override_key(o) not in NOT_INHERITED]
@@ -91,12 +91,16 @@ def training_config(
     if mode is not None and not chosen:
         user.insert(0, f"inference={mode}")
     try:
-        cfg = compose_config("train", merge_overrides(base + RESTORE_OVERRIDES, user))
+        cfg = compose_config("train", merge_overrides(base + RESTORE_OVERRIDES, user), return_hydra_config=True)
     except HydraException as err:
         reason = " ".join(str(err).split())
         raise UserError(f"the overrides do not apply to the config {ckpt_path} was trained with: {reason}") from None
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    check_config(cfg)
     use_trained_class_weights(cfg, snapshot["config"])  # loss.class_weights=auto: the weights training used
-    check_checkpoint_classes(snapshot["config"]["data"], cfg.data, ckpt_path)
+    check_checkpoint_fits(snapshot, cfg, choices, ckpt_path)
     return cfg
 
 
@@ -108,22 +112,6 @@ def save_rebuilt_config(train_cfg: DictConfig, run_dir: Path) -> Path:
     path = run_dir / REBUILT_CONFIG
     path.write_text(OmegaConf.to_yaml(redact(OmegaConf.to_container(train_cfg, resolve=True))))
     return path
-
-
-def check_weights_fit(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], ckpt_path: Path) -> None:
-    """The checkpoint's weights must fit the rebuilt network: an override may have changed its shape
-    (``model.decoder.out_channels``, ``model.backbone.name``, ...)."""
-    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
-    stored = {name: tuple(value.shape) for name, value in state_dict.items()}
-    problems = [f"{name} is {stored[name]} in the file but {shape} in the network" for name, shape in expected.items()
-                if name in stored and stored[name] != shape]  # fmt: skip
-    problems += [f"{name} is missing from the file" for name in expected.keys() - stored.keys()]
-    problems += [f"{name} is not in the network" for name in stored.keys() - expected.keys()]
-    if problems:
-        raise UserError(
-            f"the weights in {ckpt_path} do not fit the network the config builds ({len(problems)} tensors, e.g. "
-            f"{problems[0]}); drop the overrides that change the network's layers"
-        )
 
 
 def load_trained_model(ckpt_path: Path, train_cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:

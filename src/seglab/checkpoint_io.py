@@ -8,7 +8,8 @@ which builds only tensors, plain containers and numbers, plus the types in :data
 anything else is refused before anything in it runs, unless the user vouches for it with ``trusted=true``.
 
 Saves write a temporary file next to the checkpoint, flush it to the disk and rename it over the checkpoint: a kill
-at any moment leaves the previous checkpoint or the new one, never part of one. (Lightning's own saving stages the
+(or a full disk) at any moment leaves the previous checkpoint or the new one, never part of one; a save that fails
+stops the run with a message naming the file and the last good checkpoint. (Lightning's own saving stages the
 file in the system's temporary folder and moves it, which turns into a copy, not atomic, when that folder is on
 another file system, as it often is on clusters.)
 """
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +28,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from seglab.errors import UserError
+from seglab.write_targets import os_error_in, write_failure
 
 # Types beyond torch's weights-only set (tensors, dtypes, plain containers, numbers) that the platform's checkpoints
 # may hold. Its parts store nothing else (the config snapshot is kept as plain containers for that reason); a part
@@ -46,31 +50,70 @@ def load_checkpoint(path: str | Path, trusted: bool = False, map_location: Any =
     path = Path(path)
     if not path.is_file():
         raise UserError(f"ckpt_path={path} does not exist; give the path of a .ckpt file from a run's checkpoints/")
-    if trusted:
-        return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
+    kind = checkpoint_format(path)
+    if kind not in ("zip", "pickle"):
+        raise UserError(f"{path} {kind}; give a .ckpt file written by train.py (e.g. a run's checkpoints/last.ckpt)")
+    mmap = mmap and kind == "zip"  # torch maps only its zip format; older pickle files are read whole
     try:
+        if trusted:
+            return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
+        foreign = _foreign_objects(path, kind, err)
+        if not foreign:
+            raise UserError(f"{path} is truncated or damaged: {_DAMAGED} ({_reason(err)})") from None
         raise UserError(
-            f"refusing to load {path}: it holds {_foreign_objects(path, err)}, not only tensors and plain values, and "
-            "loading such objects can run code from the file. If you trust where the file comes from, load it "
+            f"refusing to load {path}: it holds objects of {', '.join(foreign)}, not only tensors and plain values, "
+            "and loading such objects can run code from the file. If you trust where the file comes from, load it "
             "anyway with trusted=true"
         ) from None
-    except (RuntimeError, EOFError, OSError) as err:  # not a torch checkpoint, or a truncated one
-        raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from None
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError) as err:  # cut short or corrupted on the way
+        raise UserError(f"{path} is truncated or damaged: {_DAMAGED} ({_reason(err)})") from None
 
 
-def _foreign_objects(path: Path, err: Exception) -> str:
-    """The globals the file names that the weights-only loader refused, found without unpickling it."""
+_DAMAGED = "its contents end early or do not decode; use another checkpoint (e.g. the run's best.ckpt or last.ckpt)"
+# The first bytes of the two formats torch.save writes: a zip archive (since torch 1.6) and a plain pickle.
+ZIP_MAGIC, PICKLE_MAGIC = b"PK\x03\x04", b"\x80"
+
+
+def _reason(err: Exception) -> str:
+    """The loader's own first sentence, without its advice (which is about other problems)."""
+    first = str(err).splitlines()[0].split(". ")[0] if str(err) else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def checkpoint_format(path: Path) -> str:
+    """``zip`` or ``pickle`` (the formats of ``torch.save``), else what is wrong with the file, as a phrase."""
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        head = file.read(64)
+    if size == 0:
+        return "is empty (0 bytes): the save that wrote it did not finish, or something else created the file"
+    if head.startswith(ZIP_MAGIC):
+        if not zipfile.is_zipfile(path):
+            return f"is truncated ({size} bytes): the end of the checkpoint is missing, as when a copy or save stops early"
+        return "zip"
+    if head.startswith(PICKLE_MAGIC):
+        return "pickle"
+    text = head.decode("utf-8", errors="replace")
+    if not all(char.isprintable() or char.isspace() for char in text):
+        return f"is not a checkpoint: its {size} bytes are neither of the formats torch.save writes"
+    if text.startswith("version https://git-lfs"):
+        return "is a Git LFS pointer, not the checkpoint itself (git lfs pull fetches it)"
+    return f"is not a checkpoint but text (it starts with {text.splitlines()[0][:60]!r})"
+
+
+def _foreign_objects(path: Path, kind: str, err: Exception) -> list[str]:
+    """The globals the file names that the weights-only loader refused, found without unpickling it (none: the
+    file is damaged rather than foreign)."""
+    if kind == "pickle":  # torch lists the globals of zip checkpoints only; the loader's message names the first
+        return re.findall(r"GLOBAL ([\w.]+)", str(err))[:1]
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # an old (non-zip) checkpoint: the loader's message names the first one
-        names = []
-    names = [name for name in names if name not in {_qualified(t) for t in SAFE_GLOBALS}]
-    if names:
-        return "objects of " + ", ".join(names)
-    return f"other objects ({str(err).splitlines()[0]})"
+    except Exception:
+        return []
+    return [name for name in names if name not in {_qualified(t) for t in SAFE_GLOBALS}]
 
 
 def _qualified(obj: Any) -> str:
@@ -124,7 +167,12 @@ class SafeCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        save_checkpoint_atomically(checkpoint, path)
+        try:
+            save_checkpoint_atomically(checkpoint, path)
+        except Exception as err:  # a full disk, ...: the previous checkpoint of that name is intact
+            if (failure := os_error_in(err)) is None:
+                raise
+            raise write_failure(path, failure, Path(path).parent) from err
 
     def load_checkpoint(
         self, path: str | Path, map_location: Callable | Any = "cpu", weights_only: bool | None = None

@@ -21,13 +21,12 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from seglab.config import CONFIG_DIR
-from seglab.errors import exit_on_user_error
+from seglab.hydra_entry import hydra_entry
 
 # The command line of this process's checkpoint command as typed (set by checkpoint_command).
 _typed: list[str] = []
@@ -77,8 +76,8 @@ def as_typed(overrides: Sequence[str]) -> list[str]:
 def checkpoint_command(
     config_name: str, command_keys: Sequence[str]
 ) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
-    """``hydra.main`` (with :func:`~seglab.errors.exit_on_user_error`) for a command that rebuilds a checkpoint's
-    run, ``command_keys`` being the top-level keys of its own config: see the module docstring."""
+    """:func:`~seglab.hydra_entry.hydra_entry` for a command that rebuilds a checkpoint's run,
+    ``command_keys`` being the top-level keys of its own config: see the module docstring."""
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
         @functools.wraps(task)  # Hydra names the job after the task's file (eval.py: eval)
@@ -86,9 +85,7 @@ def checkpoint_command(
             sys.argv[1:] = _typed  # Lightning's DDP launcher starts the other ranks with the command as typed
             return task(cfg)
 
-        hydra_main = hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)(
-            exit_on_user_error(run)
-        )
+        hydra_main = hydra_entry(config_name)(run)
 
         @functools.wraps(task)
         def main() -> Any:

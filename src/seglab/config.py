@@ -64,6 +64,11 @@ def compose_config(
         return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
+def group_options(group: str) -> list[str]:
+    """The options of a config group (``model/backbone`` -> ``efficientnet_b0``, ``mobilenet_v2``, ...)."""
+    return sorted(path.stem for path in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
 def run_overrides() -> list[str]:
     """The command-line overrides of the current Hydra run (empty outside of one)."""
     if not HydraConfig.initialized():

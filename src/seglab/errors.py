@@ -1,17 +1,19 @@
 """User-facing errors: one clear message, no traceback.
 
 Raise :class:`UserError` for anything a user can fix (a path, a config value, a data file). The entry points
-catch it, print the message with secrets masked (see :mod:`seglab.redaction`) and exit with status 2. Programming
-errors keep their traceback.
+catch it, print the message with secrets masked (see :mod:`seglab.redaction`) and exit with status 2 (Hydra's
+composition errors too, see :mod:`seglab.hydra_errors`); ``HYDRA_FULL_ERROR=1`` prints the traceback as well.
+Programming errors keep their traceback.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import traceback
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, NoReturn, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
@@ -51,8 +53,17 @@ def exit_on_user_error(func: Callable[..., T]) -> Callable[..., T]:
             secrets = environment_secrets().union(
                 *(secrets_in(OmegaConf.to_container(a)) for a in args if isinstance(a, DictConfig))
             )
-            print(f"error: {redact_text(str(user_error), secrets)}", file=sys.stderr, flush=True)
-            log.debug("user error:\n%s", redact_text("".join(traceback.format_exception(err)), secrets))
-            raise SystemExit(2) from None
+            exit_with_message(str(user_error), err, secrets)
 
     return wrapper
+
+
+def exit_with_message(message: str, err: BaseException, secrets: Iterable[str] | None = None) -> NoReturn:
+    """Print ``error: <message>`` with ``secrets`` masked and exit with status 2; the traceback is logged (at debug
+    level), and printed first with ``HYDRA_FULL_ERROR=1``."""
+    details = redact_text("".join(traceback.format_exception(err)), secrets)
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        print(details, file=sys.stderr, flush=True)
+    log.debug("user error:\n%s", details)
+    print(f"error: {redact_text(message, secrets)}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None

@@ -12,22 +12,31 @@ from omegaconf import DictConfig
 
 from seglab.builders import build_model, build_trainer
 from seglab.callbacks import InstancePredictionWriter, PredictionWriter
-from seglab.checkpoint import check_weights_fit, read_checkpoint, save_rebuilt_config, training_config
+from seglab.checkpoint import read_checkpoint, save_rebuilt_config, training_config
 from seglab.config import run_overrides
+from seglab.config_validation import check_config, inference_modes
 from seglab.data.transforms import find_normalize
 from seglab.distributed import is_rank_zero, prepare_process, release_ddp_children
 from seglab.errors import UserError
 from seglab.inference.instance_writers import INSTANCE_EXPORT_FORMATS
 from seglab.inference.writers import EXPORT_FORMATS
 from seglab.out_of_memory import explain_out_of_memory
-from seglab.preflight import preflight
+from seglab.preflight import check_weights_fit, preflight
 from seglab.reporting import format_metrics_table, write_json
 from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
+from seglab.value_rules import PATH, one_of, optional
+from seglab.write_targets import RUN_DIR_FIX, check_writable_dir, explain_write_failures
 
 log = logging.getLogger(__name__)
 
 # Keys of the eval command that are not part of the training config.
 EVAL_ONLY_KEYS = ("ckpt_path", "eval", "export", "task_name")
+EVAL_RULES = {
+    "eval.split": one_of("val", "test"),
+    "eval.mode": inference_modes(),
+    "export.format": optional(one_of(*dict.fromkeys(EXPORT_FORMATS + INSTANCE_EXPORT_FORMATS))),
+    "export.dir": PATH,
+}
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -37,12 +46,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     A split without labels (Cityscapes test) gets predictions only: ``metrics.json`` then holds no scores.
     """
+    check_config(cfg, EVAL_RULES)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     split, mode, export_format = cfg.eval.split, cfg.eval.mode, cfg.export.format
-    if split not in ("val", "test"):
-        raise UserError(f"eval.split={split!r} is not a split eval.py scores; use val or test")
+    run_dir = written_into = check_writable_dir(cfg.paths.output_dir, "paths.output_dir", RUN_DIR_FIX)
+    if export_format is not None:
+        written_into = check_writable_dir(cfg.export.dir, "export.dir", "choose another with export.dir=<dir>")
     train_cfg = training_config(ckpt_path, run_overrides(), EVAL_ONLY_KEYS, mode=mode, trusted=cfg.trusted)
-    run_dir = Path(cfg.paths.output_dir)
     prepare_process(train_cfg.trainer)
 
     if is_rank_zero():
@@ -55,7 +65,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [] if export_format is None else [prediction_writer(export_format, Path(cfg.export.dir), datamodule, model)]
     trainer = build_trainer(train_cfg, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
     run = trainer.validate if split == "val" else trainer.test
-    with explain_out_of_memory(train_cfg, training=False):
+    with explain_out_of_memory(train_cfg, training=False), explain_write_failures(written_into):
         logged = run(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)[0]
     release_ddp_children(trainer)
 

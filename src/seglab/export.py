@@ -20,15 +20,24 @@ from torch import nn
 from seglab.checkpoint import load_trained_model, save_rebuilt_config, training_config
 from seglab.checkpoint_overrides import checkpoint_command
 from seglab.config import run_overrides
+from seglab.config_validation import check_config
 from seglab.data.transforms import find_normalize
 from seglab.errors import UserError
 from seglab.tasks.instance import InstanceSegmentationModule
+from seglab.value_rules import PATH, integer, number, one_of, optional
+from seglab.write_targets import check_room, check_writable_dir, explain_write_failures, state_size
 
 log = logging.getLogger(__name__)
 
 # Keys of the export command that are not part of the training config.
 EXPORT_ONLY_KEYS = ("ckpt_path", "format", "output", "opset", "atol", "task_name")
 MODEL_FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+EXPORT_RULES = {
+    "format": one_of(*MODEL_FORMATS),
+    "output": optional(PATH),
+    "opset": integer(7),
+    "atol": optional(number(0)),
+}
 # Tracing input; height, width and batch stay dynamic in the exported graph.
 TRACE_SHAPE = (1, 3, 64, 64)
 # The check runs on another batch and an odd size, to catch shapes frozen at tracing time.
@@ -108,8 +117,11 @@ def max_difference(model: nn.Module, path: Path, shape: Sequence[int] = CHECK_SH
 
 def export_model(cfg: DictConfig) -> Path:
     """Export ``cfg.ckpt_path`` in ``cfg.format``; check it against PyTorch unless ``cfg.atol`` is null."""
-    if cfg.format not in MODEL_FORMATS:
-        raise UserError(f"format={cfg.format!r} is not a model export format; use one of {list(MODEL_FORMATS)}")
+    check_config(cfg, EXPORT_RULES)
+    default = Path(cfg.paths.output_dir) / f"model{MODEL_FORMATS[cfg.format]}"
+    path = Path(cfg.output).expanduser() if cfg.output else default
+    key, fix = "output" if cfg.output else "paths.output_dir", "choose another file with output=<file>"
+    check_writable_dir(path.parent, key, fix)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     train_cfg = training_config(ckpt_path, run_overrides(), EXPORT_ONLY_KEYS, trusted=cfg.trusted)
     save_rebuilt_config(train_cfg, Path(cfg.paths.output_dir))
@@ -122,13 +134,12 @@ def export_model(cfg: DictConfig) -> Path:
             "export builds in the input normalisation, but data.val_transforms has no seglab.data.transforms.Normalize"
         )
     model = DeployableSegmentor(module.net, normalize.mean, normalize.std).eval()
-    default = Path(cfg.paths.output_dir) / f"model{MODEL_FORMATS[cfg.format]}"
-    path = Path(cfg.output).expanduser() if cfg.output else default
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if cfg.format == "onnx":
-        export_onnx(model, path, cfg.opset)
-    else:
-        export_torchscript(model, path)
+    check_room(path.parent, state_size(model), key, "the exported model", fix)
+    with explain_write_failures(path.parent):
+        if cfg.format == "onnx":
+            export_onnx(model, path, cfg.opset)
+        else:
+            export_torchscript(model, path)
     log.info("Exported %s to %s (input: float32 RGB 0..255, NCHW; output: logits)", ckpt_path, path)
     if cfg.atol is not None:
         difference = max_difference(model, path)

@@ -17,6 +17,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from seglab.checkpoint import load_trained_model, save_rebuilt_config, training_config
 from seglab.config import run_overrides
+from seglab.config_validation import DEVICE, PROBABILITY, check_config, inference_modes
 from seglab.data.io import image_tensor, read_image
 from seglab.errors import UserError
 from seglab.inference.instance_writers import encode_masks
@@ -24,11 +25,20 @@ from seglab.inference.writers import save_classes, save_color
 from seglab.instance_overlay import draw_instances
 from seglab.reporting import write_json
 from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
+from seglab.value_rules import PATH
+from seglab.write_targets import check_writable_dir, explain_write_failures
 
 log = logging.getLogger(__name__)
 
 # Keys of the predict command that are not part of the training config.
 PREDICT_ONLY_KEYS = ("ckpt_path", "input", "output_dir", "predict", "task_name")
+PREDICT_RULES = {
+    "input": PATH,
+    "output_dir": PATH,
+    "predict.mode": inference_modes(),
+    "predict.device": DEVICE,
+    "predict.overlay_alpha": PROBABILITY,
+}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 
@@ -106,8 +116,10 @@ def predict(cfg: DictConfig) -> list[Path]:
     Every readable image is segmented; unreadable ones are reported by name, and a :class:`UserError` listing
     them is raised at the end (so the exit code says whether any failed).
     """
+    check_config(cfg, PREDICT_RULES)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     inputs = find_inputs(str(cfg.input))
+    out_dir = check_writable_dir(cfg.output_dir, "output_dir", "choose another with output_dir=<dir>")
     train_cfg = training_config(
         ckpt_path, run_overrides(), PREDICT_ONLY_KEYS, mode=cfg.predict.mode, trusted=cfg.trusted
     )
@@ -116,11 +128,10 @@ def predict(cfg: DictConfig) -> list[Path]:
     check_inference_mode(model, "predict.mode", cfg.predict.mode)
     device = choose_device(cfg.predict.device)
     model.to(device)
-    out_dir = Path(cfg.output_dir)
 
     written: list[Path] = []
     failed: list[Path] = []
-    with logging_redirect_tqdm():
+    with logging_redirect_tqdm(), explain_write_failures(out_dir):
         for path in tqdm(inputs, desc=f"segmenting ({cfg.predict.mode})", unit="image"):
             try:
                 image = read_image(path)

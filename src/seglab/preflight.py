@@ -10,17 +10,21 @@ train.py and eval.py call :func:`preflight` first. It refuses (as :class:`~segla
 - a loss class-weight vector that is not one weight per class (:func:`seglab.class_weights.check_class_weights`);
 - a training crop larger than the padded-image policy allows (:func:`check_crop`).
 
-:func:`check_checkpoint_classes` refuses a checkpoint whose classes are not the data's (eval.py, predict.py, export
-and resuming). The checks reuse the parts' own: the same message whether a mistake is found here or later.
+:func:`check_checkpoint_fits` refuses a checkpoint of another model (preset, backbone) or other classes than the
+run's, before anything is built, and :func:`check_weights_fit` one whose weights do not fit the model built (eval.py,
+predict.py, export and resuming). The checks reuse the parts' own: the same message whether a mistake is found here
+or later.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 import lightning as L
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from torch.nn import Module
 from torchvision.transforms import v2
 
 from seglab.builders import build_datamodule, check_num_classes
@@ -68,15 +72,73 @@ def check_dataset_classes(data: DictConfig) -> None:
         )
 
 
-def check_checkpoint_classes(trained: Mapping[str, Any], data: DictConfig, ckpt_path: Any) -> None:
-    """The classes a checkpoint was trained on (its stored config's ``data``) must be the data's."""
-    trained_names, names = list(trained["class_names"]), list(data.class_names)
-    if trained_names != names:
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a checkpoint must share with the run that loads it: the model preset (the ``model`` option, where
+    known), the task and decoder classes, the backbone and the class names."""
+
+    preset: str | None
+    task: str | None
+    decoder: str | None
+    backbone: str | None
+    class_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, config: Any, choices: Mapping[str, Any] | None) -> ModelIdentity:
+        """The identity of a config (a DictConfig or a checkpoint's plain copy) and its config group choices."""
+        def select(key: str) -> Any:
+            node = config
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, Mapping) else None
+            return node
+
+        return cls((choices or {}).get("model"), select("model._target_"), select("model.decoder._target_"),
+                   select("model.backbone.name"), tuple(select("data.class_names") or ()))
+
+    def fits(self, other: ModelIdentity) -> bool:
+        same_preset = self.preset is None or other.preset is None or self.preset == other.preset
+        return same_preset and (self.task, self.decoder, self.backbone, self.class_names) == (
+            other.task, other.decoder, other.backbone, other.class_names)
+
+    def __str__(self) -> str:
+        model = self.preset or str(self.decoder or self.task).rsplit(".", 1)[-1]
+        return f"model={model} / {self.backbone} / {len(self.class_names)} classes ({_short(self.class_names)})"
+
+
+def check_checkpoint_fits(snapshot: Mapping[str, Any], cfg: DictConfig, choices: Mapping[str, Any] | None,
+                          ckpt_path: Any) -> None:
+    """The checkpoint (its stored config ``snapshot``) must hold the model ``cfg`` builds (``choices``: the run's
+    config group choices) and have been trained on the classes of the run's data."""
+    trained, here = ModelIdentity.of(snapshot["config"], snapshot.get("choices")), ModelIdentity.of(cfg, choices)
+    if not trained.fits(here):
         raise UserError(
-            f"{ckpt_path} was trained on {len(trained_names)} classes ({_short(trained_names)}) but the data has "
-            f"{len(names)} ({_short(names)}); use it on data with the classes it was trained on, or a checkpoint "
-            "trained on this data"
+            f"{ckpt_path} does not fit this run: the checkpoint is {trained}; this run is {here}. Give the model and "
+            "data settings it was trained with, or a checkpoint of this model and data"
         )
+
+
+def check_weights_fit(model: Module, state_dict: Mapping[str, Any], ckpt_path: Any) -> None:
+    """The checkpoint's weights must have the names and shapes of the model's (what a strict load needs): other
+    model settings than the ones it was trained with (e.g. ``model.decoder.out_channels``) are refused here."""
+    own = model.state_dict()
+    missing = [key for key in own if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in own]
+    reshaped = [key for key in own if key in state_dict and tuple(state_dict[key].shape) != tuple(own[key].shape)]
+    if not (missing or unexpected or reshaped):
+        return
+    found = []
+    if reshaped:
+        key = reshaped[0]
+        found.append(f"{len(reshaped)} of another shape ({key}: {list(state_dict[key].shape)} in the checkpoint, "
+                     f"{list(own[key].shape)} in the model)")
+    if missing:
+        found.append(f"{len(missing)} missing ({_short(missing, 2)})")
+    if unexpected:
+        found.append(f"{len(unexpected)} the model does not have ({_short(unexpected, 2)})")
+    raise UserError(
+        f"{ckpt_path} holds weights that do not fit the model this config builds: {'; '.join(found)}. Give the "
+        "model settings it was trained with (its run's .hydra/overrides.yaml lists them)"
+    )
 
 
 def _short(names: Sequence[str], shown: int = 6) -> str:

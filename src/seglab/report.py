@@ -12,30 +12,38 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from PIL import Image, ImageOps
 
 from seglab.builders import instantiate_part
-from seglab.config import CONFIG_DIR
-from seglab.errors import UserError, exit_on_user_error
+from seglab.config_validation import DEVICE, SIZE, check_config
+from seglab.errors import UserError
+from seglab.hydra_entry import hydra_entry
 from seglab.models import Segmentor
 from seglab.models.complexity import count_flops, count_parameters
 from seglab.models.receptive_field import atrous_convolutions, effective_receptive_field
+from seglab.value_rules import PATH, integer, number, optional
+from seglab.write_targets import check_writable_dir
 
 log = logging.getLogger(__name__)
+
+REPORT_RULES = {
+    "input_size": SIZE,
+    "erf_samples": integer(0),
+    "erf_mass": number(above=0, maximum=1),
+    "erf_png": optional(PATH),
+    "device": DEVICE,
+}
 
 
 def model_report(cfg: DictConfig) -> dict[str, Any]:
     """Build ``cfg.model`` and measure it; return the figures :func:`format_report` prints."""
-    try:
-        input_size = tuple(int(v) for v in cfg.input_size)
-    except (TypeError, ValueError):
-        input_size = ()
-    if len(input_size) != 2 or min(input_size) < 1:
-        raise UserError(f"input_size={cfg.input_size} should be [height, width] in pixels, e.g. input_size=[512,1024]")
+    check_config(cfg, REPORT_RULES)
+    if cfg.erf_png:
+        check_writable_dir(Path(cfg.erf_png).expanduser().parent, "erf_png", "choose another file with erf_png=<file>")
+    input_size = tuple(cfg.input_size)
     net: Segmentor = instantiate_part(cfg.model).net
     if not isinstance(net, Segmentor):
         raise UserError(f"the model report covers the semantic presets; {type(net).__name__} is not one of them")
@@ -109,8 +117,7 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="report")
-@exit_on_user_error
+@hydra_entry("report")
 def main(cfg: DictConfig) -> None:
     report = model_report(cfg)
     print(format_report(report), flush=True)

@@ -10,8 +10,8 @@
 
 The resumed run writes into a new run directory (see :class:`seglab.callbacks.ModelCheckpoint` for how the best
 checkpoint carries over), or into the same one with ``hydra.run.dir=<run dir>`` (the command a stopped run prints;
-see :mod:`seglab.run_dir`). The checkpoint is read safely (:mod:`seglab.checkpoint_io`) and must have been trained on
-the data's classes, both checked before any data is loaded.
+see :mod:`seglab.run_dir`). The checkpoint is read safely (:mod:`seglab.checkpoint_io`) and must hold the run's
+model (preset, backbone) trained on the data's classes, both checked before any data is loaded.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from omegaconf import DictConfig
 
 from seglab.callbacks.config_snapshot import CHECKPOINT_KEY
 from seglab.checkpoint_io import load_checkpoint
-from seglab.preflight import check_checkpoint_classes
+from seglab.preflight import check_checkpoint_fits
 from seglab.errors import UserError
+from seglab.run_info import config_choices
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def resume_checkpoint(cfg: DictConfig) -> Path | None:
     path = find_checkpoint(str(value), Path(cfg.paths.output_dir), Path(cfg.paths.log_dir) / cfg.task_name / "runs")
     checkpoint = load_checkpoint(path, trusted=bool(cfg.get("trusted")), mmap=True)
     if CHECKPOINT_KEY in checkpoint:
-        check_checkpoint_classes(checkpoint[CHECKPOINT_KEY]["config"]["data"], cfg.data, path)
+        check_checkpoint_fits(checkpoint[CHECKPOINT_KEY], cfg, config_choices(), path)
     log.info("Resuming from %s (epoch %s, step %s)", path, checkpoint.get("epoch"), checkpoint.get("global_step"))
     return path
 

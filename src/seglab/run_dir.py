@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from seglab.config import override_key, quote_override_value, run_overrides
-from seglab.errors import UserError
+from seglab.errors import UserError, exit_with_message
 from seglab.redaction import redact_command_line
 
 # What a training run leaves in its directory (Hydra's .hydra/ and train.log are written before any check can run).
@@ -72,8 +72,9 @@ def resume_command(run_dir: Path) -> str:
 
 
 class RefuseReusedRunDir(Callback):
-    """Hydra callback (``conf/train.yaml``): the check of :func:`check_run_dir`, before Hydra writes ``.hydra/``
-    into the run directory. Exits with status 2 and one line, like seglab's other user errors."""
+    """Hydra callback (``conf/hydra/default.yaml``): the check of :func:`check_run_dir`, before Hydra writes
+    ``.hydra/`` into the run directory. Hydra turns what its callbacks raise into warnings, so the refusal prints
+    its message and exits (status 2), like seglab's other user errors."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = Path(config.hydra.run.dir)
@@ -88,5 +89,4 @@ class RefuseReusedRunDir(Callback):
                 ckpt_path = find_checkpoint(str(config.ckpt_path), run_dir, runs_dir)
             check_run_dir(run_dir, ckpt_path)
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
+            exit_with_message(str(err), err)

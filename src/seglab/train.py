@@ -10,17 +10,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from seglab.builders import build_callbacks, build_loggers, build_model, build_trainer, close_loggers
 from seglab.callbacks import ConfigSnapshot, NonFiniteLossGuard, PreemptionCheckpoint, ResumeLoggers, StepSeeding
+from seglab.checkpoint_io import load_checkpoint
 from seglab.class_weights import resolve_auto_class_weights
 from seglab.config import run_overrides
+from seglab.config_validation import check_config
 from seglab.distributed import is_rank_zero, prepare_process, release_ddp_children
 from seglab.out_of_memory import explain_out_of_memory
-from seglab.preflight import preflight
+from seglab.preflight import check_weights_fit, preflight
 from seglab.redaction import redact, redact_files, secrets_in
 from seglab.reporting import format_metrics_table, write_json
 from seglab.requeue import requeued_checkpoint
 from seglab.resume import resume_checkpoint
 from seglab.run_dir import check_run_dir
 from seglab.run_info import describe_run
+from seglab.write_targets import CHECKPOINT_DIR, check_checkpoint_room, check_run_dirs, explain_write_failures
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +35,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     logs and ``metrics.json`` with the final metrics under their logged names (``val/mIoU``, ...). Secrets
     (API keys, tokens, passwords) are masked in every file and logger (see :mod:`seglab.redaction`).
 
-    The config is checked before any data is read (:mod:`seglab.preflight`); ``ckpt_path`` resumes (a file, a run
+    Every config value is checked before anything is built (:mod:`seglab.config_validation`), then where the run
+    writes (:mod:`seglab.write_targets`: a full disk later stops it naming the last good checkpoint), then the
+    config's parts before any data is read (:mod:`seglab.preflight`); ``ckpt_path`` resumes (a file, a run
     directory or ``last``, see :mod:`seglab.resume`), exactly where the checkpoint was written even mid-epoch, and a
     run directory that holds an earlier run is only resumed, never overwritten (:mod:`seglab.run_dir`).
     SIGTERM/SIGUSR1/Ctrl-C save ``last.ckpt`` and stop; a non-finite loss stops (or skips, ``trainer.skip_nonfinite``).
     Without validation (``trainer.limit_val_batches=0``) ``metrics.json`` holds the last training metrics.
     """
+    check_config(cfg)  # every value, before anything is built
+    check_run_dirs(cfg)
     run_dir = Path(cfg.paths.output_dir)
     prepare_process(cfg.trainer)
     if cfg.get("seed") is not None:
@@ -49,6 +56,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")  # fail on a bad data.root before building the model
     class_weights = resolve_auto_class_weights(cfg, datamodule)  # loss.class_weights=auto, before the loss exists
     model = build_model(cfg, datamodule)
+    check_checkpoint_room(cfg, model)
+    if ckpt_path is not None:
+        check_weights_fit(model, load_checkpoint(ckpt_path, bool(cfg.get("trusted")), mmap=True)["state_dict"], ckpt_path)
     callbacks = build_callbacks(cfg) + [
         ConfigSnapshot(cfg, run_overrides()),
         StepSeeding(),
@@ -69,7 +79,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for logger in loggers:
             logger.log_hyperparams(description)
         trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
-        with explain_out_of_memory(cfg, training=True):
+        checkpoints = OmegaConf.select(cfg, CHECKPOINT_DIR)
+        with explain_out_of_memory(cfg, training=True), explain_write_failures(run_dir, checkpoints):
             trainer.fit(model, datamodule=datamodule, ckpt_path=requeued_checkpoint(trainer) or ckpt_path)
             trained = {name: float(value) for name, value in trainer.callback_metrics.items()}
             best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None

@@ -1,4 +1,4 @@
-"""Stores the run's resolved config and Hydra overrides in every checkpoint.
+"""Stores the run's resolved config, Hydra overrides and config group choices in every checkpoint.
 
 ``eval.py ckpt_path=...`` rebuilds the model and data from them, so a checkpoint is enough to evaluate it.
 Only plain containers are stored, so the checkpoint loads with ``torch.load(weights_only=True)``; secrets are
@@ -13,6 +13,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from seglab.redaction import redact, redact_command_line
+from seglab.run_info import config_choices
 
 CHECKPOINT_KEY = "seglab"
 
@@ -22,6 +23,7 @@ class ConfigSnapshot(L.Callback):
         self.snapshot = {
             "config": redact(OmegaConf.to_container(cfg, resolve=True)),
             "overrides": redact_command_line(overrides),
+            "choices": config_choices(),  # model=..., for messages about checkpoints that do not fit
         }
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:

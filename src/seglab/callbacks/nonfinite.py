@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 from typing import Any, Mapping
 
 import lightning as L
@@ -12,6 +11,7 @@ import torch
 
 from seglab.callbacks.preemption import checkpoint_dir
 from seglab.errors import UserError
+from seglab.write_targets import last_good_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,5 @@ class NonFiniteLossGuard(L.Callback):
 
 
 def last_checkpoint(trainer: L.Trainer) -> str:
-    """The newest checkpoint the run can resume from, for messages."""
-    candidates = [path for path in checkpoint_dir(trainer).glob("*.ckpt") if path.is_file()]
-    if trainer.ckpt_path and Path(trainer.ckpt_path).is_file():
-        candidates.append(Path(trainer.ckpt_path))  # the checkpoint this run resumed from
-    newest = max(candidates, key=lambda path: path.stat().st_mtime, default=None)
-    return f"{newest} (resume with ckpt_path={newest})" if newest else "none yet (no checkpoint was saved)"
+    """The newest checkpoint the run can resume from (the one it resumed from included), for messages."""
+    return last_good_checkpoint(checkpoint_dir(trainer), trainer.ckpt_path)

@@ -11,6 +11,7 @@ the middle of an epoch goes on with the batches the interrupted run would have d
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, Callable, Mapping, Sequence
 
 import lightning as L
@@ -25,6 +26,7 @@ from seglab.data.resumable import ResumableDataLoader, ResumableSampler, SeededS
 from seglab.distributed import evaluation_sampler
 from seglab.errors import UserError
 
+log = logging.getLogger(__name__)
 
 class SegmentationDataModule(L.LightningDataModule):
     """Datasets and loaders for training, validation and test splits.
@@ -155,11 +157,25 @@ class SegmentationDataModule(L.LightningDataModule):
         sampler = ResumableSampler(dataset, self.shuffle_seed, **shard)
         self._train_loader = self._loader(
             "train", SeededSamples(dataset), ResumableDataLoader, progress=self._fit_progress, sampler=sampler,
-            batch_size=self.batch_size, drop_last=True,
+            batch_size=self.batch_size, drop_last=self._drop_last(len(sampler)),
         )
         self._train_loader.load_state_dict(self._train_position)
         self._train_position = {}
         return self._train_loader
+
+    def _drop_last(self, samples: int) -> bool:
+        """Training drops the last incomplete batch (every step sees ``batch_size`` samples), unless the split is
+        smaller than one batch: then it trains on the whole split as one batch instead of not at all."""
+        if samples >= self.batch_size:
+            return True
+        if samples > 0:
+            shard = f" ({samples} per process)" if self.trainer is not None and self.trainer.world_size > 1 else ""
+            log.warning(
+                "The %s split has %d samples%s, fewer than data.batch_size=%d: each step trains on all %d of them "
+                "(lower data.batch_size to train on smaller batches)", self.splits["train"],
+                len(self.datasets["train"]), shard, self.batch_size, samples,
+            )
+        return False
 
     def state_dict(self) -> dict[str, Any]:
         """The training loader's position, saved in checkpoints.

@@ -34,5 +34,10 @@ def optimizers_with_backbone_group(
             "the learning-rate schedule needs the run's length, but trainer.max_epochs=-1 with "
             "trainer.max_steps=-1 trains without end: set trainer.max_steps (e.g. 80000) or trainer.max_epochs"
         )
+    if max_steps < 1:
+        raise UserError(
+            "the run has no training step (trainer.limit_train_batches leaves no batch of the training split), so "
+            "the learning-rate schedule has nothing to run over; raise trainer.limit_train_batches or leave it out"
+        )
     scheduler = scheduler_factory(optimizer, max_steps=max_steps)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
