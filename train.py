@@ -1,12 +1,16 @@
 """Train a segmentation model: ``python train.py model=deeplabv3plus data=cityscapes`` (see README)."""
 
+from pathlib import Path
+
+from seglab.callbacks.preemption import ctrl_c_stops_at_once
 from seglab.hydra_entry import hydra_entry
 from seglab.train import train
 
 
 @hydra_entry("train")
 def main(cfg) -> float | None:
-    metrics = train(cfg)
+    with ctrl_c_stops_at_once(Path(cfg.paths.output_dir)):  # status 130 and the resume command (training: saves first)
+        metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric"))  # the value Hydra sweepers optimise
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Checkpoint
 
 from seglab.losses import CrossEntropyLoss
 
@@ -172,6 +173,43 @@ COMPILED_GRAPHS: list = []
 def record_graphs(graph_module, example_inputs):
     COMPILED_GRAPHS.append(graph_module)
     return graph_module.forward
+
+
+class Interrupt(Checkpoint):
+    """Sends ``signal`` (a name: SIGKILL, SIGINT, SIGTERM) to this process ``times`` times at one point of a run:
+    ``at="step:N"`` (end of training step N, after the checkpoints of that step), ``"epoch_end:E"`` (right after
+    epoch E: its checkpoints and metrics are written, the next epoch has not started), ``"validation:E"`` (inside
+    the validation at the end of epoch E) or ``"final_validation"`` (training finished, before the final
+    validation of the best checkpoint).
+
+    A ``Checkpoint`` subclass only so that Lightning runs its hooks after ModelCheckpoint's (it orders checkpoint
+    callbacks last)."""
+
+    def __init__(self, signal: str, at: str, times: int = 1) -> None:
+        self.signal, self.times = getattr(signal_module, signal), times
+        self.point, _, number = at.partition(":")
+        self.number = int(number) if number else None
+
+    def _send(self) -> None:
+        for _ in range(self.times):
+            os.kill(os.getpid(), self.signal)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if self.point == "step" and trainer.global_step == self.number:
+            self._send()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.point == "epoch_end" and trainer.current_epoch == self.number + 1:
+            self._send()
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args) -> None:
+        fitting = trainer.state.fn == "fit" and not trainer.sanity_checking
+        if self.point == "validation" and fitting and trainer.current_epoch == self.number:
+            self._send()
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.point == "final_validation" and trainer.state.fn == "validate":
+            self._send()
 
 
 class FillDisk(L.Callback):

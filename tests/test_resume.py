@@ -1,11 +1,17 @@
-"""Surviving kills: a run killed with SIGKILL (in the middle of a checkpoint save, mid-epoch) and resumed with
-ckpt_path=last ends with exactly the weights and metrics of an uninterrupted run; ckpt_path rules; step checkpoints;
-the best checkpoint carried into a resumed run's directory."""
+"""Resume is exact at every boundary: a run stopped by SIGKILL (inside a checkpoint save mid-epoch, during a
+validation, right after an epoch, after the last epoch), Ctrl-C (once, twice) or SIGTERM, and resumed into the same
+run directory with ckpt_path=last, =<run dir> or =<file>, ends with the weights, steps, metrics.json and logger
+curves (CSV, TensorBoard, MLflow, W&B) of the uninterrupted run. Also: ckpt_path rules, a reused run directory, a
+metrics.csv cut by a kill, the best checkpoint carried into a resumed run's directory."""
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,89 +21,295 @@ from pathlib import Path
 import pytest
 import torch
 
-from seglab.callbacks import ModelCheckpoint
+from seglab.callbacks import ModelCheckpoint, Preempted
+from seglab.callbacks.preemption import ctrl_c_stops_at_once
 from seglab.checkpoint_io import load_checkpoint
 from seglab.errors import UserError
+from seglab.loggers.csv import CSVLogger
+from seglab.loggers.wandb_history import history_rows
 from seglab.resume import find_checkpoint
-from tests.conftest import REPO, run_script
+from seglab.run_dir import check_run_dir
+from seglab.train import train
+from tests.conftest import REPO, make_cfg
 
-# 48 images of 32x32 in batches of 8: 6 steps per epoch, 12 in all, last.ckpt every 2 steps.
+# 32 images of 32x32 in batches of 8: 4 steps per epoch, 12 in all; last.ckpt after steps 2, 6, 10 and every epoch.
 RUN = [
-    "model/backbone=resnet18",
+    "model/backbone=mobilenet_v2",
     "model.decoder.out_channels=32",
     "data.dataset.image_size=[32,32]",
-    "data.dataset.lengths={train: 48, val: 8, test: 8}",
-    "trainer.max_epochs=2",
+    "data.dataset.lengths={train: 32, val: 8, test: 8}",
+    "trainer.max_epochs=3",
     "trainer.accelerator=cpu",
     "trainer.deterministic=true",
     "trainer.num_sanity_val_steps=0",
+    "trainer.log_every_n_steps=1",
     "callbacks.model_checkpoint.every_n_train_steps=2",
     "~callbacks.validation_media",
-    "logger=csv",
     "seed=7",
 ]
-KILLED_AT_STEP = 10  # epoch 1, batch 4: killed while writing that step's last.ckpt; the one of step 8 remains
+KILLS = "logger=[csv,tensorboard,mlflow]"  # the loggers of the SIGKILL runs
+SIGNALS = "logger=[csv,wandb]"  # those of the Ctrl-C / SIGTERM runs
 
 
-def _start(run_dir: Path, *overrides: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(REPO / "train.py"), *RUN, f"hydra.run.dir={run_dir}", *overrides],
-        cwd=REPO,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+def _interrupt(name: str, signal_name: str, at: str, times: int = 1) -> list[str]:
+    probe = f"+callbacks.{name}"
+    settings = {"_target_": "tests.probes.Interrupt", "signal": signal_name, "at": at, "times": times}
+    return [f"{probe}.{key}={value}" for key, value in settings.items()]
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory) -> Path:
+    """paths.log_dir of every run here (the MLflow store is <logs>/mlruns), and a home for W&B's settings."""
+    return tmp_path_factory.mktemp("logs")
+
+
+# Not inherited: a sweep agent's run id, and the tracking URI that mlflow.set_tracking_uri leaves in the environment
+# of a process (this one) that used MLflow before.
+DROPPED = ("WANDB_RUN_ID", "MLFLOW_TRACKING_URI")
+
+
+def _environment(logs: Path) -> dict[str, str]:
+    environment = {name: value for name, value in os.environ.items() if name not in DROPPED}
+    wandb_offline = {"HOME": str(logs / "home"), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    return {**environment, "PYTHONWARNINGS": "ignore", **wandb_offline}
+
+
+def _command(run_dir: Path, logs: Path, *overrides: str) -> list[str]:
+    return [sys.executable, str(REPO / "train.py"), *RUN, f"paths.log_dir={logs}", f"hydra.run.dir={run_dir}", *overrides]
+
+
+def _run(command: list[str], logs: Path) -> subprocess.CompletedProcess:
+    """Run like a user at a terminal would: Ctrl-C (SIGINT) reaches the process (a child of a background shell
+    would ignore it)."""
+    return subprocess.run(
+        command, cwd=REPO, env=_environment(logs), capture_output=True, text=True, timeout=600,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
-def _wait_for(marker: Path, process: subprocess.Popen, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while not marker.exists():
-        if process.poll() is not None:
-            pytest.fail(f"the run ended before it was killed:\n{process.stderr.read()[-3000:]}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("the run did not reach the checkpoint save it should be killed in")
-        time.sleep(0.2)
+def _train(run_dir: Path, logs: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return _run(_command(run_dir, logs, *overrides), logs)
+
+
+def _train_here(monkeypatch: pytest.MonkeyPatch, run_dir: Path, logs: Path, *overrides: str) -> dict[str, float]:
+    """``train()`` in this process (no start-up to wait for), with the environment of :func:`_run`."""
+    for name, value in _environment(logs).items():
+        monkeypatch.setenv(name, value)
+    for name in DROPPED:
+        monkeypatch.delenv(name, raising=False)
+    return train(make_cfg(run_dir, *RUN, f"paths.log_dir={logs}", *overrides))
+
+
+@pytest.fixture(scope="module")
+def reference(logs) -> Path:
+    """The uninterrupted run, with every logger."""
+    run_dir = logs / "train" / "runs" / "reference"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _train_here(monkeypatch, run_dir, logs, "logger=[csv,tensorboard,mlflow,wandb]")
+    return run_dir
+
+
+def _step(run_dir: Path) -> int:
+    return load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"]
+
+
+def _csv_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _tensorboard_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(s.step, s.value) for s in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def _mlflow_curves(run_dir: Path, logs: Path) -> dict[str, list[tuple[int, float]]]:
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{logs / 'mlruns' / 'mlflow.db'}")
+    run_id = (run_dir / "mlflow" / "run_id").read_text().strip()
+    metrics = client.get_run(run_id).data.metrics
+    return {key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key)) for key in metrics}
+
+
+def _wandb_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every value of every segment of the W&B run (what `wandb sync` uploads), by trainer/global_step."""
+    curves: dict[str, list] = {}
+    for segment in sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb")):
+        for row in history_rows(segment):
+            for key, value in row.items():
+                if not key.startswith("_") and key != "trainer/global_step":
+                    curves.setdefault(key, []).append((row["trainer/global_step"], value))
+    return {key: sorted(values) for key, values in curves.items()}
+
+
+def _assert_same_run(expected: Path, resumed: Path, logs: Path, loggers: tuple[str, ...]) -> None:
+    final = load_checkpoint(resumed / "checkpoints" / "last.ckpt")
+    reference = load_checkpoint(expected / "checkpoints" / "last.ckpt")
+    assert final["global_step"] == reference["global_step"] == 12
+    assert final["state_dict"].keys() == reference["state_dict"].keys()
+    for name, tensor in reference["state_dict"].items():
+        assert torch.equal(final["state_dict"][name], tensor), name
+    assert json.loads((resumed / "metrics.json").read_text()) == json.loads((expected / "metrics.json").read_text())
+    assert _csv_rows(resumed) == _csv_rows(expected)  # the same rows in the same order: no gap, no repeat
+    if "tensorboard" in loggers:
+        assert _tensorboard_curves(resumed) == _tensorboard_curves(expected)
+    if "mlflow" in loggers:
+        assert _mlflow_curves(resumed, logs) == _mlflow_curves(expected, logs)
+    if "wandb" in loggers:
+        assert _wandb_curves(resumed) == _wandb_curves(expected)
+
+
+def _resumed_from(done: subprocess.CompletedProcess, path: Path, epoch: int, step: int) -> bool:
+    return f"Resuming from {path} (epoch {epoch}, step {step})" in done.stdout + done.stderr
 
 
 @pytest.mark.slow
-def test_run_killed_mid_epoch_resumes_to_the_same_weights_and_metrics(tmp_path):
-    logs = tmp_path / "logs"
-    killed_dir = logs / "train" / "runs" / "killed"
-    marker = tmp_path / "saving"
-    killed = _start(
-        killed_dir,
-        "+callbacks.hang._target_=tests.probes.HangInSave",
-        f"+callbacks.hang.step={KILLED_AT_STEP}",
-        f"+callbacks.hang.marker={marker}",
-    )
-    uninterrupted = _start(tmp_path / "uninterrupted")
-    _wait_for(marker, killed)
+def test_sigkill_at_every_boundary_resumes_into_the_same_run(reference, logs, tmp_path, caplog, monkeypatch):
+    run_dir, marker = logs / "train" / "runs" / "killed", tmp_path / "saving"
+    last = run_dir / "checkpoints" / "last.ckpt"
+
+    # Killed while writing the checkpoint of step 6 (mid-epoch): the one of the end of epoch 0 stays intact.
+    hang = [f"+callbacks.hang.{key}={value}" for key, value in
+            {"_target_": "tests.probes.HangInSave", "step": 6, "marker": marker}.items()]
+    killed = subprocess.Popen(_command(run_dir, logs, KILLS, *hang), cwd=REPO, env=_environment(logs),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not marker.exists():
+        assert killed.poll() is None, f"the run ended before it was killed:\n{killed.stderr.read()[-3000:]}"
+        assert time.monotonic() < deadline, "the run did not reach the checkpoint save it should be killed in"
+        time.sleep(0.2)
     killed.send_signal(signal.SIGKILL)
-    killed.wait()
+    killed.communicate()
+    assert list(last.parent.glob(".last.ckpt.*.partial")), "the kill did not happen while a checkpoint was written"
+    assert _step(run_dir) == 4
 
-    # The save in progress never replaced last.ckpt: the previous one (mid-epoch) is intact and loadable.
-    checkpoints = killed_dir / "checkpoints"
-    assert list(checkpoints.glob(".last.ckpt.*.partial")), "the kill did not happen while a checkpoint was written"
-    previous = load_checkpoint(checkpoints / "last.ckpt")
-    assert previous["global_step"] == KILLED_AT_STEP - 2 and previous["epoch"] == 1
-    assert previous["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"] == 2  # mid-epoch
+    # Resumed after that end-of-epoch checkpoint (ckpt_path=last), killed during the validation of epoch 1.
+    done = _train(run_dir, logs, KILLS, "ckpt_path=last", *_interrupt("kill", "SIGKILL", "validation:1"))
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    assert _resumed_from(done, last, 0, 4) and _step(run_dir) == 6  # the step checkpoint before that validation
 
-    resumed_dir = logs / "train" / "runs" / "resumed"
-    resumed = run_script("train.py", *RUN, "ckpt_path=last", f"paths.log_dir={logs}", f"hydra.run.dir={resumed_dir}")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"Resuming from {checkpoints / 'last.ckpt'}" in resumed.stdout + resumed.stderr
-    assert uninterrupted.wait(timeout=600) == 0, uninterrupted.stderr.read()[-3000:]
+    # ckpt_path=<run dir>, killed right after epoch 1 (its checkpoint and metrics written, epoch 2 not started).
+    done = _train(run_dir, logs, KILLS, f"ckpt_path={run_dir}", *_interrupt("kill", "SIGKILL", "epoch_end:1"))
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    assert _resumed_from(done, last, 1, 6) and _step(run_dir) == 8
 
-    expected = load_checkpoint(tmp_path / "uninterrupted" / "checkpoints" / "last.ckpt")
-    final = load_checkpoint(resumed_dir / "checkpoints" / "last.ckpt")
-    assert final["global_step"] == expected["global_step"] == 12
-    assert final["state_dict"].keys() == expected["state_dict"].keys()
-    for name, tensor in expected["state_dict"].items():
-        assert torch.equal(final["state_dict"][name], tensor), name
-    expected_metrics = json.loads((tmp_path / "uninterrupted" / "metrics.json").read_text())
-    assert json.loads((resumed_dir / "metrics.json").read_text()) == expected_metrics
+    # ckpt_path=<file>, killed after the last epoch, before the final validation.
+    done = _train(run_dir, logs, KILLS, f"ckpt_path={last}", *_interrupt("kill", "SIGKILL", "final_validation"))
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    assert _resumed_from(done, last, 1, 8) and _step(run_dir) == 12 and not (run_dir / "metrics.json").exists()
+
+    with caplog.at_level(logging.INFO):  # only the final validation is left
+        _train_here(monkeypatch, run_dir, logs, KILLS, "ckpt_path=last")
+    assert f"Resuming from {last} (epoch 2, step 12)" in caplog.text
+    assert not list(last.parent.glob("last-v*.ckpt")) and not list(last.parent.glob(".*.partial"))
+    _assert_same_run(reference, run_dir, logs, ("csv", "tensorboard", "mlflow"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_and_sigterm_save_stop_and_resume_into_the_same_run(reference, logs, monkeypatch):
+    run_dir = logs / "train" / "runs" / "stopped"
+    last = run_dir / "checkpoints" / "last.ckpt"
+
+    # Ctrl-C after step 5: last.ckpt is saved at the end of the next batch, with the command that resumes; status 130.
+    done = _train(run_dir, logs, SIGNALS, *_interrupt("kill", "SIGINT", "step:5"))
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert _step(run_dir) == 6
+    printed = (done.stdout + done.stderr).split("resume with:\n", 1)[1].splitlines()[0].strip()
+    command = shlex.split(printed)
+    assert command[0] == "python" and f"ckpt_path={run_dir}" in command and f"hydra.run.dir={run_dir}" in command
+    shutil.copy(last, last.with_name("step6.ckpt"))  # resumed from again below
+
+    # The printed command resumes. Ctrl-C twice after step 9: stops at once, without saving (status 130).
+    done = _run([sys.executable, *command[1:], *_interrupt("again", "SIGINT", "step:9", times=2)], logs)
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert _resumed_from(done, last, 1, 6) and "Ctrl-C again: stopped at once without saving" in done.stdout + done.stderr
+    assert _step(run_dir) == 8  # the end of epoch 1, the last checkpoint before the second Ctrl-C
+
+    # SIGTERM in the validation of the last epoch: that validation is finished, then last.ckpt saved; status 143.
+    with pytest.raises(Preempted) as stopped:
+        sigterm = _interrupt("kill", "SIGTERM", "validation:2")
+        _train_here(monkeypatch, run_dir, logs, SIGNALS, f"ckpt_path={run_dir}", *sigterm)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert _step(run_dir) == 12 and not (run_dir / "metrics.json").exists()
+
+    # Resumed from the older file: steps 7-12, trained and logged already, are trained again and logged once.
+    _train_here(monkeypatch, run_dir, logs, SIGNALS, f"ckpt_path={last.with_name('step6.ckpt')}")
+    _assert_same_run(reference, run_dir, logs, ("csv", "wandb"))
+    segments = list((run_dir / "wandb").glob("offline-run-*"))
+    run_id = (run_dir / "wandb" / "run_id").read_text().strip()
+    assert len(segments) == 4 and all(path.name.endswith(f"-{run_id}") for path in segments)  # one W&B run
+
+    # The finished run's directory is not reused without ckpt_path, and nothing in it changes: Hydra is stopped
+    # before it writes .hydra/ (train.py's Hydra app with an empty task, which spares the start-up of training).
+    kept = {path: path.stat().st_mtime_ns for path in run_dir.rglob("*") if path.is_file()}
+    hydra_app = "import hydra, seglab.config as c; hydra.main(c.CONFIG_DIR, 'train', version_base='1.3')(print)()"
+    done = _run([sys.executable, "-c", hydra_app, *RUN, f"paths.log_dir={logs}", f"hydra.run.dir={run_dir}"], logs)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"error: hydra.run.dir={run_dir} holds an earlier run (checkpoints, resolved_config.yaml" in done.stderr
+    assert f"resume it with ckpt_path={run_dir}, or give another hydra.run.dir" in done.stderr
+    assert {path: path.stat().st_mtime_ns for path in run_dir.rglob("*") if path.is_file()} == kept
+
+
+def test_ctrl_c_outside_training_stops_at_once_with_the_resume_command(tmp_path, caplog):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(Preempted) as stopped, ctrl_c_stops_at_once(tmp_path):  # e.g. in the final validation
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    assert stopped.value.code == 130 and signal.getsignal(signal.SIGINT) == handler
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert f"Ctrl-C: stopped; the last checkpoint is {last}, resume with:" in caplog.text
+    assert f"ckpt_path={tmp_path} hydra.run.dir={tmp_path}" in caplog.text
+
+
+def test_a_reused_run_directory_is_only_resumed_from_its_own_checkpoints(tmp_path, monkeypatch):
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "SLURM_RESTART_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+    run_dir, other = tmp_path / "run", tmp_path / "other" / "checkpoints" / "last.ckpt"
+    check_run_dir(run_dir, None)  # a new directory
+    (run_dir / ".hydra").mkdir(parents=True)
+    check_run_dir(run_dir, None)  # only Hydra's files: a run that failed before training
+    (run_dir / "resolved_config.yaml").write_text("seed: 1\n")
+    with pytest.raises(UserError, match=r"holds an earlier run \(resolved_config.yaml\) without a checkpoint"):
+        check_run_dir(run_dir, None)
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(UserError, match=f"resume it with ckpt_path={run_dir}, or give another hydra.run.dir"):
+        check_run_dir(run_dir, None)
+    with pytest.raises(UserError, match=f"ckpt_path={other} is not one of its checkpoints"):
+        check_run_dir(run_dir, other)
+    check_run_dir(run_dir, run_dir / "checkpoints" / "last.ckpt")  # resuming it
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    check_run_dir(run_dir, None)  # a DDP process started by rank 0 shares its directory
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    check_run_dir(run_dir, None)  # a requeued SLURM job resumes in its own directory (seglab.requeue)
+
+
+def test_a_metrics_csv_cut_by_a_kill_is_repaired_and_continued(tmp_path, caplog):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    rows = ["epoch,step,train/loss,val/mIoU", "0,0,1.5,", "0,1,1.4,", "0,1,,0.2", "1,2,1.3,", "1,3,1.2,", "1,4,1.1"]
+    (folder / "metrics.csv").write_text("\n".join(rows))  # killed while writing the row of step 4
+    logger = CSVLogger(tmp_path, name="csv", version="")
+    logger.resume_at(3)  # the checkpoint of step 3: rows from step 3 on are trained and logged again
+    logger.log_metrics({"train/loss": 1.25, "epoch": 1}, step=3)  # fewer keys than the file (Lightning: ValueError)
+
+    assert "dropped 1 unfinished row(s)" in caplog.text
+    with open(folder / "metrics.csv", newline="") as file:
+        rows = list(csv.reader(file))
+    assert rows == [["epoch", "step", "train/loss", "val/mIoU"], ["0", "0", "1.5", ""], ["0", "1", "1.4", ""],
+                    ["0", "1", "", "0.2"], ["1", "2", "1.3", ""], ["1", "3", "1.25", ""]]
+
+    (folder / "metrics.csv").write_text("epoch,step,train/loss,val/mIoU\n0,0,1.5,\n0,1,1.4")  # cut, not re-trained
+    CSVLogger(tmp_path, name="csv", version="").log_metrics({"train/loss": 1.0, "epoch": 1}, step=2)
+    with open(folder / "metrics.csv", newline="") as file:
+        assert list(csv.reader(file))[1:] == [["0", "0", "1.5", ""], ["1", "2", "1.0", ""]]
 
 
 def test_ckpt_path_names_a_file_a_run_directory_or_the_newest_run(tmp_path):
@@ -113,6 +325,8 @@ def test_ckpt_path_names_a_file_a_run_directory_or_the_newest_run(tmp_path):
     assert find_checkpoint(str(older / "checkpoints"), current, runs) == older / "checkpoints" / "last.ckpt"
     file = older / "checkpoints" / "last.ckpt"
     assert find_checkpoint(str(file), current, runs) == file
+    (older / "checkpoints" / "last-v1.ckpt").write_bytes(b"")  # an older version's reuse of the directory
+    assert find_checkpoint(str(older), current, runs) == older / "checkpoints" / "last-v1.ckpt"  # the newer one
     (current / "checkpoints").mkdir(parents=True)
     (current / "checkpoints" / "last.ckpt").write_bytes(b"")  # a run started again in its own directory
     assert find_checkpoint("last", current, runs) == current / "checkpoints" / "last.ckpt"

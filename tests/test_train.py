@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from seglab.checkpoint_io import load_checkpoint
 from seglab.errors import UserError
 from seglab.train import train
 from tests.conftest import QUICK, TINY, make_cfg
@@ -20,6 +21,37 @@ from tests.test_presets import PRESETS
 def test_fast_dev_run_of_each_preset(preset, tmp_path):
     metrics = train(make_cfg(tmp_path, f"model={preset}", "debug=fdr", "data.dataset.image_size=[32,32]"))
     assert 0.0 <= metrics["val/mIoU"] <= 1.0
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()  # "no checkpoints or loggers"
+
+
+def test_debug_limit_runs_on_a_split_of_one_validation_batch(tmp_path):
+    quick = [o for o in QUICK if not o.startswith("trainer.max_epochs")]  # the preset's own 2 epochs
+    metrics = train(make_cfg(tmp_path, *quick, "debug=limit"))  # 0.2 of one batch was an error (fractions)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 4  # 2 epochs of 2 batches
+    assert 0.0 <= metrics["val/mIoU"] <= 1.0
+
+
+def test_training_without_validation_saves_last_ckpt_and_writes_the_training_metrics(tmp_path):
+    metrics = train(make_cfg(tmp_path, *QUICK, "trainer.max_epochs=2", "+trainer.limit_val_batches=0"))
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 4
+    assert not (tmp_path / "checkpoints" / "best.ckpt").exists()  # nothing to choose it by
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written == pytest.approx(metrics) and "train/loss_epoch" in written
+    assert not [name for name in written if name.startswith("val/")]
+
+
+def test_last_ckpt_is_written_after_every_epoch_even_one_that_is_not_the_best(tmp_path):
+    best_first = ["callbacks.model_checkpoint.monitor=epoch", "callbacks.model_checkpoint.mode=min"]
+    train(make_cfg(tmp_path, *QUICK, "trainer.max_epochs=2", *best_first))  # epoch 1 does not beat epoch 0
+    assert load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")["global_step"] == 2
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 4  # Lightning 2.6 alone: 2
+
+
+def test_validation_less_often_than_the_run_is_long_validates_the_final_weights(tmp_path):
+    metrics = train(make_cfg(tmp_path, *QUICK, "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=3"))
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert last["global_step"] == 4 and last["epoch"] == 1  # written at each epoch end, with no validation
+    assert json.loads((tmp_path / "metrics.json").read_text())["val/mIoU"] == pytest.approx(metrics["val/mIoU"])
 
 
 def test_training_raises_miou_well_above_chance(trained_run):

@@ -143,3 +143,10 @@ def test_logger_many_also_feeds_tensorboard_and_csv(wandb_run):
     assert "val/per_class/text_summary" in events.Tags()["tensors"]
     header = (root / "run" / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert "val/mIoU" in header and "train/lr" in header
+
+
+def test_wandb_writes_its_local_log_every_second(tmp_path):
+    from seglab.loggers import create_wandb_logger
+
+    logger = create_wandb_logger(save_dir=str(tmp_path), offline=True)  # the run itself starts when first used
+    assert logger._wandb_init["settings"].x_transaction_log_flush_interval == 1.0  # W&B's default: 15 s

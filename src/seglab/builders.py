@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -20,11 +21,11 @@ log = logging.getLogger(__name__)
 SEGLAB_TRAINER_KEYS = ("skip_nonfinite",)
 
 
-def instantiate_part(node: DictConfig) -> Any:
-    """``hydra.utils.instantiate`` that lets a :class:`UserError` raised while building a part through, instead
-    of Hydra's wrapping exception, so the entry points print its one-line message."""
+def instantiate_part(node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` (``kwargs`` on top of ``node``) that lets a :class:`UserError` raised while
+    building a part through, instead of Hydra's wrapping exception, so the entry points print its one-line message."""
     try:
-        return instantiate(node, _convert_="partial")
+        return instantiate(node, _convert_="partial", **kwargs)
     except InstantiationException as err:
         cause = user_error_cause(err)
         if cause is None:
@@ -63,8 +64,12 @@ def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
     return [instantiate_part(node) for node in (cfg.get("callbacks") or {}).values() if node is not None]
 
 
-def build_loggers(cfg: DictConfig) -> list[Any]:
-    return [instantiate_part(node) for node in (cfg.get("logger") or {}).values() if node is not None]
+def build_loggers(cfg: DictConfig, resume_from: Path | None = None) -> list[Any]:
+    """The loggers of ``cfg.logger``; those with a ``resume_from`` option (W&B, MLflow) are given the checkpoint
+    file the run resumes from, whichever form ``ckpt_path`` took (a file, a run directory or ``last``)."""
+    nodes = [node for node in (cfg.get("logger") or {}).values() if node is not None]
+    resumed = {"resume_from": str(resume_from)} if resume_from is not None else {}
+    return [instantiate_part(node, **(resumed if "resume_from" in node else {})) for node in nodes]
 
 
 def close_loggers(loggers: list[Any]) -> None:

@@ -1,15 +1,17 @@
 """Which checkpoint ``ckpt_path`` resumes from: a ``.ckpt`` file, a run directory, or ``last``.
 
 - ``ckpt_path=<file>.ckpt``: that checkpoint.
-- ``ckpt_path=<run dir>``: ``<run dir>/checkpoints/last.ckpt`` (a ``checkpoints/`` folder itself works too).
+- ``ckpt_path=<run dir>``: ``<run dir>/checkpoints/last.ckpt`` (a ``checkpoints/`` folder itself works too), or
+  a newer ``last-v<n>.ckpt`` beside it (see :func:`newest_last`).
 - ``ckpt_path=last``: this run's own ``checkpoints/last.ckpt`` when it has one (a run started again in the same
   directory, ``hydra.run.dir=<run dir>``); otherwise the most recently written ``checkpoints/last.ckpt`` of the
   single runs of the same task, ``<paths.log_dir>/<task_name>/runs/*/`` (multirun jobs are not searched: give
   their run directory).
 
-The resumed run writes into its own run directory (see :class:`seglab.callbacks.ModelCheckpoint` for how the best
-checkpoint carries over). The checkpoint is read safely (:mod:`seglab.checkpoint_io`) and must hold the run's model
-(preset, backbone) trained on the data's classes, both checked before any data is loaded.
+The resumed run writes into a new run directory (see :class:`seglab.callbacks.ModelCheckpoint` for how the best
+checkpoint carries over), or into the same one with ``hydra.run.dir=<run dir>`` (the command a stopped run prints;
+see :mod:`seglab.run_dir`). The checkpoint is read safely (:mod:`seglab.checkpoint_io`) and must hold the run's
+model (preset, backbone) trained on the data's classes, both checked before any data is loaded.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ def resume_checkpoint(cfg: DictConfig) -> Path | None:
 def find_checkpoint(value: str, run_dir: Path, runs_dir: Path) -> Path:
     """The file ``ckpt_path=value`` names; ``run_dir`` is this run's directory, ``runs_dir`` where ``last`` looks."""
     if value == LAST:
-        if (run_dir / LAST_FILE).is_file():
-            return run_dir / LAST_FILE
+        own = newest_last(run_dir / LAST_FILE.parent)
+        if own is not None:
+            return own
         found = [path for path in runs_dir.glob(f"*/{LAST_FILE}") if path.is_file()]
         if not found:
             raise UserError(
@@ -58,12 +61,19 @@ def find_checkpoint(value: str, run_dir: Path, runs_dir: Path) -> Path:
         return max(found, key=lambda path: path.stat().st_mtime)
     path = Path(value).expanduser()
     if path.is_dir():
-        for candidate in (path / LAST_FILE, path / LAST_FILE.name):
-            if candidate.is_file():
-                return candidate
-        raise UserError(
-            f"ckpt_path={value} is a directory without {LAST_FILE}; give a run directory of train.py or a .ckpt file"
-        )
+        found = newest_last(path / LAST_FILE.parent) or newest_last(path)
+        if found is None:
+            raise UserError(
+                f"ckpt_path={value} is a directory without {LAST_FILE}; give a run directory of train.py or a .ckpt file"
+            )
+        return found
     if not path.is_file():
         raise UserError(f"ckpt_path={value} does not exist; give a .ckpt file, a run directory or last")
     return path
+
+
+def newest_last(folder: Path) -> Path | None:
+    """The newest of ``last.ckpt`` and ``last-v<n>.ckpt`` in ``folder`` (Lightning's name for a last checkpoint
+    written beside an earlier run's, which older versions left when a run directory was reused)."""
+    found = [path for path in (folder / LAST_FILE.name, *folder.glob("last-v*.ckpt")) if path.is_file()]
+    return max(found, key=lambda path: path.stat().st_mtime) if found else None

@@ -9,7 +9,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from seglab.builders import build_callbacks, build_loggers, build_model, build_trainer, close_loggers
-from seglab.callbacks import ConfigSnapshot, NonFiniteLossGuard, PreemptionCheckpoint, StepSeeding
+from seglab.callbacks import ConfigSnapshot, NonFiniteLossGuard, PreemptionCheckpoint, ResumeLoggers, StepSeeding
 from seglab.checkpoint_io import load_checkpoint
 from seglab.class_weights import resolve_auto_class_weights
 from seglab.config import run_overrides
@@ -21,6 +21,7 @@ from seglab.redaction import redact, redact_files, secrets_in
 from seglab.reporting import format_metrics_table, write_json
 from seglab.requeue import requeued_checkpoint
 from seglab.resume import resume_checkpoint
+from seglab.run_dir import check_run_dir
 from seglab.run_info import describe_run
 from seglab.write_targets import CHECKPOINT_DIR, check_checkpoint_room, check_run_dirs, explain_write_failures
 
@@ -37,8 +38,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     Every config value is checked before anything is built (:mod:`seglab.config_validation`), then where the run
     writes (:mod:`seglab.write_targets`: a full disk later stops it naming the last good checkpoint), then the
     config's parts before any data is read (:mod:`seglab.preflight`); ``ckpt_path`` resumes (a file, a run
-    directory or ``last``, see :mod:`seglab.resume`), exactly where the checkpoint was written even mid-epoch.
-    SIGTERM/SIGUSR1 save ``last.ckpt`` and stop; a non-finite loss stops (or skips, ``trainer.skip_nonfinite``).
+    directory or ``last``, see :mod:`seglab.resume`), exactly where the checkpoint was written even mid-epoch, and a
+    run directory that holds an earlier run is only resumed, never overwritten (:mod:`seglab.run_dir`).
+    SIGTERM/SIGUSR1/Ctrl-C save ``last.ckpt`` and stop; a non-finite loss stops (or skips, ``trainer.skip_nonfinite``).
+    Without validation (``trainer.limit_val_batches=0``) ``metrics.json`` holds the last training metrics.
     """
     check_config(cfg)  # every value, before anything is built
     check_run_dirs(cfg)
@@ -49,6 +52,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule = preflight(cfg)  # before any data is loaded
     ckpt_path = resume_checkpoint(cfg)
+    check_run_dir(run_dir, ckpt_path)  # an earlier run's directory is only resumed, never overwritten
     datamodule.setup("fit")  # fail on a bad data.root before building the model
     class_weights = resolve_auto_class_weights(cfg, datamodule)  # loss.class_weights=auto, before the loss exists
     model = build_model(cfg, datamodule)
@@ -60,6 +64,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         StepSeeding(),
         NonFiniteLossGuard(skip=cfg.trainer.get("skip_nonfinite", False)),
         PreemptionCheckpoint(),
+        ResumeLoggers(),
     ]
     if is_rank_zero():  # under DDP every rank runs train(); rank 0 writes the files
         resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -67,7 +72,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         redact_files(run_dir.glob(".hydra/*.yaml"), secrets_in(resolved))  # Hydra wrote them as typed
         (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(redact(resolved)))
 
-    loggers = build_loggers(cfg)
+    # Lightning turns the loggers off in a fast dev run (debug=fdr); building them would already write their files.
+    loggers = [] if cfg.trainer.get("fast_dev_run") else build_loggers(cfg, resume_from=ckpt_path)
     try:
         description = {**describe_run(cfg, model), **(class_weights or {})}
         for logger in loggers:
@@ -76,9 +82,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         checkpoints = OmegaConf.select(cfg, CHECKPOINT_DIR)
         with explain_out_of_memory(cfg, training=True), explain_write_failures(run_dir, checkpoints):
             trainer.fit(model, datamodule=datamodule, ckpt_path=requeued_checkpoint(trainer) or ckpt_path)
+            trained = {name: float(value) for name, value in trainer.callback_metrics.items()}
             best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
             log.info("Validating %s", best or "the final weights")
-            metrics = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+            validated = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+            if not validated:  # trainer.limit_val_batches=0
+                log.info("Validation is off: metrics.json holds the metrics of the last training epoch")
+            metrics = validated[0] if validated else trained
             if cfg.get("test"):
                 metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
     finally:

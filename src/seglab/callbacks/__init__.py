@@ -6,6 +6,7 @@ from seglab.callbacks.model_checkpoint import ModelCheckpoint
 from seglab.callbacks.nonfinite import NonFiniteLossGuard
 from seglab.callbacks.prediction_writer import PredictionWriter
 from seglab.callbacks.preemption import PreemptionCheckpoint, Preempted
+from seglab.callbacks.resume_loggers import ResumeLoggers
 from seglab.callbacks.step_seeding import StepSeeding
 from seglab.callbacks.validation_media import ValidationMedia
 
@@ -17,6 +18,7 @@ __all__ = [
     "PredictionWriter",
     "PreemptionCheckpoint",
     "Preempted",
+    "ResumeLoggers",
     "StepSeeding",
     "ValidationMedia",
 ]

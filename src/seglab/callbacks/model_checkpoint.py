@@ -1,8 +1,11 @@
 """Lightning's ModelCheckpoint, made to resume runs exactly: step checkpoints, and the best score kept across runs.
 
-Two changes to :class:`lightning.pytorch.callbacks.ModelCheckpoint` (the class keeps its name, so its state in
+Three changes to :class:`lightning.pytorch.callbacks.ModelCheckpoint` (the class keeps its name, so its state in
 checkpoints is interchangeable with Lightning's):
 
+- ``last.ckpt`` is written at the end of every epoch (``every_n_epochs``, whether or not a validation ran) and
+  after every validation, as before Lightning 2.6, which writes it only with a new best checkpoint (a run resumed
+  from it would train again the epochs since the best one), and also at the end of a fast dev run (never here).
 - ``every_n_train_steps`` writes ``last.ckpt`` every N training steps, from the first epoch on and on top of the
   checkpoints written after each validation (Lightning makes the two exclusive, and waits for the monitored
   validation metric, so it writes no step checkpoint before the first validation); ``best.ckpt`` is still chosen
@@ -59,6 +62,27 @@ class ModelCheckpoint(LightningModelCheckpoint):
         saved_step = self._last_global_step_saved
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         self._last_global_step_saved = saved_step  # a validation at this step still gets its checkpoints
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._every_n_epochs >= 1 and (trainer.current_epoch + 1) % self._every_n_epochs == 0:
+            self._save_last_if_not_saved(trainer)  # also when no validation ran at the end of this epoch
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        due = not self._should_skip_saving_checkpoint(trainer) and not self._should_save_on_train_epoch_end(trainer)
+        super().on_validation_end(trainer, pl_module)
+        if due:
+            self._save_last_if_not_saved(trainer)
+
+    def _save_last_if_not_saved(self, trainer: L.Trainer) -> None:
+        """Write ``last.ckpt`` unless a checkpoint was written at this step already (Lightning >= 2.6 writes it
+        only together with a new best checkpoint, so after an epoch that did not improve it is stale)."""
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.fast_dev_run:  # Lightning >= 2.6 writes last.ckpt here even in a fast dev run
+            super().on_train_end(trainer, pl_module)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         previous = state_dict.get("dirpath")

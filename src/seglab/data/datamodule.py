@@ -189,11 +189,18 @@ class SegmentationDataModule(L.LightningDataModule):
         self._train_position = state_dict.get("train_loader", {})
 
     def _fit_progress(self) -> tuple[int, int]:
-        """The training loop's epoch and the batches it has processed in that epoch."""
+        """Where the training loop goes on: the epoch and the batches of it already trained.
+
+        Once the last training batch of an epoch has run (validation, the end-of-epoch hooks and their checkpoint
+        come after it) that is the start of the next epoch, not "epoch e, all batches done": a run resumed from a
+        checkpoint written there would otherwise start the next epoch after its last batch and skip it.
+        """
         if self.trainer is None:
             return 0, 0
-        loop = self.trainer.fit_loop
-        return loop.epoch_progress.current.processed, loop.epoch_loop.batch_progress.current.processed
+        epochs, batches = self.trainer.fit_loop.epoch_progress.current, self.trainer.fit_loop.epoch_loop.batch_progress
+        if batches.is_last_batch:  # counted in `started` from its first batch on, in `processed` only at its end
+            return epochs.started, 0
+        return epochs.processed, batches.current.processed
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader("val")

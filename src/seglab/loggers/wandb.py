@@ -1,7 +1,7 @@
 """Weights & Biases: online when credentials exist, offline otherwise (with the ``wandb sync`` command to run).
 
 The run id is kept in ``<run dir>/wandb/run_id``; a run resumed from one of its checkpoints continues the same
-W&B run. Under a W&B sweep agent the agent's run id is used.
+W&B run, without logging twice the steps it trains again. Under a W&B sweep agent the agent's run id is used.
 """
 
 from __future__ import annotations
@@ -10,18 +10,23 @@ import logging
 import netrc
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from seglab.config import job_run_name
+from seglab.loggers.resumed import checkpoint_run_dir, not_recorded, previous_run_id, save_run_id
+from seglab.loggers.wandb_history import recorded_values
 from seglab.redaction import redact_command_line
 
 log = logging.getLogger(__name__)
 
 RUN_ID_FILE = Path("wandb") / "run_id"
+# How often W&B writes its local log (W&B's default: 15 s); what a kill loses of the dashboard's records.
+TRANSACTION_LOG_FLUSH_SECONDS = 1.0
 
 
 def has_wandb_credentials() -> bool:
@@ -44,22 +49,43 @@ def wandb_mode(offline: bool | None) -> str:
     return "offline" if offline else "online"
 
 
-def previous_run_id(ckpt_path: str | None) -> str | None:
-    """The W&B run id of the run directory a checkpoint was written in (``<run>/checkpoints/x.ckpt``)."""
-    if not ckpt_path:
-        return None
-    for folder in list(Path(ckpt_path).expanduser().resolve().parents)[:3]:
-        if (folder / RUN_ID_FILE).is_file():
-            return (folder / RUN_ID_FILE).read_text().strip()
-    log.info("No W&B run id next to %s (%s not found): resuming into a new W&B run", ckpt_path, RUN_ID_FILE)
-    return None
+class WandbLogger(LightningWandbLogger):
+    """``lightning.pytorch.loggers.WandbLogger`` that does not log twice the steps a resumed run trains again.
 
+    W&B cannot delete logged values, so :meth:`resume_at` reads which values of the steps trained again the run's
+    earlier segments already hold (their local ``.wandb`` files, see :mod:`seglab.loggers.wandb_history`) and
+    :meth:`log_metrics` leaves those out: every step appears once, with the value the interrupted run logged (the
+    same value, when the run is deterministic).
 
-@rank_zero_only
-def save_run_id(save_dir: str | Path, run_id: str) -> None:
-    path = Path(save_dir) / RUN_ID_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(run_id + "\n")
+    Args:
+        run_dirs: the run directories whose ``wandb/`` folders hold this W&B run's earlier segments.
+        *args, **kwargs: Lightning's.
+    """
+
+    def __init__(self, *args: Any, run_dirs: Sequence[str | Path] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.run_dirs = [Path(folder) for folder in run_dirs]
+        self.recorded: Counter[tuple[str, int]] = Counter()
+
+    @rank_zero_only
+    def resume_at(self, step: int) -> None:
+        run = self.experiment
+        current = Path(run.settings.sync_dir).resolve()
+        segments = {
+            path.resolve()
+            for folder in self.run_dirs
+            for path in (folder / "wandb").glob(f"*run-*-{run.id}/run-{run.id}.wandb")
+            if path.parent.resolve() != current
+        }
+        self.recorded = recorded_values(sorted(segments), since=step)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        if step is not None and self.recorded:
+            metrics = not_recorded(metrics, step, self.recorded)
+            if not metrics:
+                return
+        super().log_metrics(metrics, step)
 
 
 def create_wandb_logger(
@@ -87,12 +113,23 @@ def create_wandb_logger(
     import wandb
     from wandb.sdk.lib import runid
 
-    run_id = kwargs.pop("id", None) or os.environ.get("WANDB_RUN_ID") or previous_run_id(resume_from) or runid.generate_id()
+    run_id = (
+        kwargs.pop("id", None)
+        or os.environ.get("WANDB_RUN_ID")
+        or previous_run_id(resume_from, RUN_ID_FILE, save_dir)
+        or runid.generate_id()
+    )
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    save_run_id(save_dir, run_id)
+    save_run_id(Path(save_dir) / RUN_ID_FILE, run_id)
+    settings: dict[str, Any] = {}
     if redact_command_line(sys.argv) != sys.argv:  # W&B records the raw command line unless told not to
-        kwargs["settings"] = wandb.Settings(x_disable_meta=True)
+        settings["x_disable_meta"] = True
+    if "x_transaction_log_flush_interval" in getattr(wandb.Settings, "model_fields", {}):  # recent wandb only
+        settings["x_transaction_log_flush_interval"] = TRANSACTION_LOG_FLUSH_SECONDS
+    kwargs["settings"] = wandb.Settings(**settings)
+    earlier = checkpoint_run_dir(resume_from, RUN_ID_FILE)
     logger = WandbLogger(
+        run_dirs=[save_dir, *([earlier] if earlier else [])],
         project=project,
         save_dir=save_dir,
         entity=entity,
