@@ -96,11 +96,9 @@ def test_resuming_from_a_checkpoint_of_another_model_is_refused_naming_both(fcn_
     [
         ("eval", NO_CITYSCAPES, "model=deeplabv3plus / resnet18 / 19 classes (road, sidewalk, building, wall, fence, "
                                 "pole, ...)"),
-        ("predict", ["model/backbone=mobilenet_v2"], "model=deeplabv3plus / mobilenet_v2 / 5 classes"),
-        ("export", ["model=fcn"], "model=fcn / resnet18 / 5 classes"),
         ("eval", ["data.class_names=[a,b,c,d,e]"], "model=deeplabv3plus / resnet18 / 5 classes (a, b, c, d, e)"),
     ],
-    ids=["eval-other-classes", "predict-other-backbone", "export-other-preset", "eval-other-class-names"],
+    ids=["eval-other-classes", "eval-other-class-names"],
 )
 def test_commands_refuse_a_checkpoint_that_does_not_fit_their_overrides(trained_run, tmp_path, config_name,
                                                                         overrides, this_run):
@@ -112,6 +110,19 @@ def test_commands_refuse_a_checkpoint_that_does_not_fit_their_overrides(trained_
         {"eval": evaluate, "predict": predict, "export": export_model}[config_name](cfg)
     assert f"{best} does not fit this run: the checkpoint is {TINY_RUN}; this run is {this_run}" in str(refused.value)
 
+
+
+@pytest.mark.parametrize(("config_name", "override"), [("predict", "model/backbone=mobilenet_v2"), ("export", "model=fcn")],
+                         ids=["predict-other-backbone", "export-other-preset"])
+def test_commands_refuse_to_choose_another_network_for_a_checkpoint(trained_run, tmp_path, config_name, override):
+    """A checkpoint command rebuilds the checkpoint's network: re-choosing its preset or backbone is refused before
+    anything is built (single keys of the preset can be overridden)."""
+    best = trained_run[0] / "checkpoints" / "best.ckpt"
+    (tmp_path / "photo.png").touch()
+    extra = [f"input={tmp_path / 'photo.png'}"] if config_name == "predict" else []
+    cfg = make_cfg(tmp_path, f"ckpt_path={best}", *extra, override, config_name=config_name)
+    with pytest.raises(UserError, match=f"{override} would choose another network than the one {best} holds"):
+        {"predict": predict, "export": export_model}[config_name](cfg)
 
 @pytest.mark.parametrize(("config_name", "override", "key", "shapes"), [
     ("train", "model.decoder.out_channels=64", "net.decoder.aspp.branches.0.0.weight", "[256, 512, 1, 1] in the "
