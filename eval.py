@@ -1,7 +1,7 @@
 """Evaluate a checkpoint: ``python eval.py ckpt_path=<run>/checkpoints/best.ckpt`` (see README)."""
 
-from seglab.checkpoint_overrides import checkpoint_command
-from seglab.evaluate import EVAL_ONLY_KEYS, evaluate
+from seglab.commands.checkpoint_overrides import checkpoint_command
+from seglab.commands.evaluate import EVAL_ONLY_KEYS, evaluate
 
 
 @checkpoint_command("eval", EVAL_ONLY_KEYS)

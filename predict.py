@@ -1,7 +1,7 @@
 """Segment images with a checkpoint: ``python predict.py ckpt_path=<ckpt> input=<images> output_dir=<dir>`` (see README)."""
 
-from seglab.checkpoint_overrides import checkpoint_command
-from seglab.predict import PREDICT_ONLY_KEYS, predict
+from seglab.commands.checkpoint_overrides import checkpoint_command
+from seglab.commands.predict import PREDICT_ONLY_KEYS, predict
 
 
 @checkpoint_command("predict", PREDICT_ONLY_KEYS)

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from seglab.callbacks.preemption import ctrl_c_stops_at_once
-from seglab.hydra_entry import hydra_entry
-from seglab.train import train
+from seglab.checkpointing.preemption import ctrl_c_stops_at_once
+from seglab.commands.entry import hydra_entry
+from seglab.commands.train import train
 
 
 @hydra_entry("train")

@@ -30,7 +30,7 @@ from hydra.utils import instantiate
 from PIL import Image
 from torchvision.transforms import v2
 
-from seglab.config import compose_config
+from seglab.config.compose import compose_config
 from seglab.data.transforms import Normalize, RandomCropWithIgnore, RandomScale
 
 HEIGHT, WIDTH = 1024, 2048

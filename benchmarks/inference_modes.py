@@ -21,8 +21,8 @@ from pathlib import Path
 import onnxruntime
 import torch
 
+from seglab.commands.export import DeployableSegmentor, export_onnx
 from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from seglab.export import DeployableSegmentor, export_onnx
 from seglab.inference import slide_inference, tta_inference, whole_inference
 from seglab.models import Segmentor, build_backbone
 from seglab.models.decoders import DeepLabV3PlusDecoder

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from hydra.utils import instantiate
 
-from seglab.config import compose_config
+from seglab.config.compose import compose_config
 from seglab.inference import slide_inference, whole_inference
 
 

@@ -19,10 +19,10 @@ import time
 import torch
 from hydra.utils import instantiate
 
-from seglab.config import compose_config
+from seglab.config.compose import compose_config
 from seglab.data.instances import make_instances, tidy_instances
-from seglab.models.instance.panoptic_postprocess import panoptic_segmentation
-from seglab.models.instance.panoptic_targets import panoptic_targets
+from seglab.models.panoptic_deeplab.postprocess import panoptic_segmentation
+from seglab.models.panoptic_deeplab.targets import panoptic_targets
 
 
 def training_step_seconds(preset: str, steps: int) -> float:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from hydra.utils import instantiate
 
-from seglab.config import compose_config
+from seglab.config.compose import compose_config
 
 OPTIONS = sorted((path.stem for path in (Path(__file__).resolve().parents[1] / "conf" / "loss").glob("*.yaml")), key=lambda o: (o != "ce", o))
 

@@ -28,7 +28,7 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
-from seglab.config import CONFIG_DIR, compose_config
+from seglab.config.compose import CONFIG_DIR, compose_config
 
 # Peak dense (no sparsity) bf16 tensor-core TFLOP/s from the vendors' data sheets; first substring match of the
 # device name wins, so the more specific names come first.

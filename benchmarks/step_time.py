@@ -18,7 +18,7 @@ import torch
 from hydra.utils import instantiate
 from train_overhead import plain_training_step
 
-from seglab.config import compose_config
+from seglab.config.compose import compose_config
 
 
 def step_ms(module: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: dict, precision: str, repeats: int) -> float:

@@ -2,7 +2,7 @@
 
     python benchmarks/train_overhead.py [--steps 40] [--warmup 5] [--rounds 3] [overrides ...]
 
-The platform side is ``seglab.train.train(cfg)``, what ``python train.py <overrides>`` runs: the real LightningModule
+The platform side is ``seglab.commands.train.train(cfg)``, what ``python train.py <overrides>`` runs: the real LightningModule
 in a Lightning Trainer built from the run's config, with its logger (CSV), progress bar, checkpoint callback and
 per-step logging left on. The plain side is a hand-written loop over the same DataLoader, network, loss (in float32),
 optimizer and poly schedule (under ``torch.autocast`` for mixed precision). Both time the same window, training steps
@@ -24,9 +24,9 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 
-from seglab.builders import build_datamodule
-from seglab.config import compose_config
-from seglab.train import train
+from seglab.commands.train import train
+from seglab.config.builders import build_datamodule
+from seglab.config.compose import compose_config
 
 
 class StepTimer(L.Callback):

@@ -21,10 +21,11 @@ import lightning as L
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from seglab.callbacks import ValidationMedia  # noqa: E402
-from seglab.config import compose_config  # noqa: E402
-from seglab.loggers import create_wandb_logger  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
+
+from seglab.config.compose import compose_config  # noqa: E402
+from seglab.tracking.wandb import create_wandb_logger  # noqa: E402
+from seglab.viz.validation_media import ValidationMedia  # noqa: E402
 
 
 class TimedMedia(ValidationMedia):

@@ -11,7 +11,7 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from seglab.config import compose_config
+from seglab.config.compose import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def run_script(script: str, *args: str, cwd: Path = REPO, env: dict | None = Non
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> tuple[Path, dict]:
     """One short real training run on synthetic data, shared by every test that needs a checkpoint."""
-    from seglab.train import train
+    from seglab.commands.train import train
 
     run_dir = tmp_path_factory.mktemp("trained_run")
     metrics = train(make_cfg(run_dir, *TINY))
@@ -84,7 +84,7 @@ def trained_run(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="session")
 def panoptic_run(tmp_path_factory) -> tuple[Path, dict]:
     """Two steps of Panoptic-DeepLab on synthetic data, shared by every test that needs an instance checkpoint."""
-    from seglab.train import train
+    from seglab.commands.train import train
 
     run_dir = tmp_path_factory.mktemp("panoptic_deeplab")
     return run_dir, train(make_cfg(run_dir, "model=panoptic_deeplab", *TINY_INSTANCES))

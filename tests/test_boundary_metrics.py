@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from seglab.errors import UserError
 from seglab.metrics.boundary import BoundaryIoU, TrimapMIoU, boundary_dilation, near_label_change
+from seglab.runtime.errors import UserError
 
 
 def two_halves(height: int = 6, width: int = 8, split: int = 4) -> torch.Tensor:

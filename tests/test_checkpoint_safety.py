@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from seglab.checkpoint_io import load_checkpoint, save_checkpoint_atomically
-from seglab.errors import UserError
-from seglab.evaluate import evaluate
-from seglab.train import train
+from seglab.checkpointing.io import load_checkpoint, save_checkpoint_atomically
+from seglab.commands.evaluate import evaluate
+from seglab.commands.train import train
+from seglab.runtime.errors import UserError
+
 from tests.conftest import make_cfg
 
 

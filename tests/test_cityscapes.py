@@ -13,11 +13,12 @@ from cityscapesscripts.helpers.labels import labels as official_labels
 from hydra.utils import instantiate
 from PIL import Image
 
-from seglab.config import compose_config
+from seglab.commands.train import train
+from seglab.config.compose import compose_config
 from seglab.data.datasets import CityscapesDataset
 from seglab.data.datasets.cityscapes_labels import CLASS_NAMES, LABELS, id_to_train_id_lut
-from seglab.errors import UserError
-from seglab.train import train
+from seglab.runtime.errors import UserError
+
 from tests.cityscapes_tree import write_cityscapes_tree
 from tests.conftest import make_cfg, run_script
 
@@ -206,7 +207,7 @@ def test_evaluation_batches_carry_the_instance_ids_only_when_the_official_scores
 
 
 def test_the_official_scores_need_cityscapes_classes_and_instance_ids():
-    from seglab.builders import instantiate_part
+    from seglab.config.builders import instantiate_part
 
     tiny = ["model/backbone=resnet18", "model.backbone.weights=null"]
     with pytest.raises(UserError, match="scores the 19 Cityscapes classes, but the data has 5"):
@@ -218,7 +219,7 @@ def test_the_official_scores_need_cityscapes_classes_and_instance_ids():
 
 
 def test_mask_rcnn_on_cityscapes_reports_the_official_instance_ap(tmp_path):
-    from seglab.builders import instantiate_part
+    from seglab.config.builders import instantiate_part
 
     root = write_cityscapes_tree(tmp_path, block=16)  # instances of 256 pixels: above the official minimum of 100
     options = ["model=maskrcnn", "data=cityscapes", f"data.root={root}", "model/backbone=resnet18", "model.backbone.weights=null",

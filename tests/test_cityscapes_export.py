@@ -10,12 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
+from seglab.commands.evaluate import evaluate
+from seglab.commands.train import train
 from seglab.data.datasets import CityscapesDataset
 from seglab.data.datasets.cityscapes_labels import CATEGORIES, CLASS_NAMES, LABELS, THING_TRAIN_IDS
-from seglab.evaluate import evaluate
-from seglab.inference.writers import save_cityscapes
 from seglab.metrics.cityscapes_pixel import CityscapesSegmentationMetrics
-from seglab.train import train
+from seglab.writers.semantic import save_cityscapes
+
 from tests.cityscapes_tree import write_cityscapes_tree
 from tests.conftest import make_cfg
 

@@ -14,14 +14,15 @@ from omegaconf import open_dict
 from PIL import Image
 from torchvision import tv_tensors
 
-from seglab.builders import build_datamodule
-from seglab.class_weights import label_counts_cache_file, resolve_auto_class_weights
-from seglab.config import compose_config
+from seglab.commands.evaluate import evaluate
+from seglab.commands.train import train
+from seglab.config.builders import build_datamodule
+from seglab.config.compose import compose_config
 from seglab.data.datasets.cityscapes_labels import id_to_train_id_lut
 from seglab.data.label_stats import count_labels
-from seglab.errors import UserError
-from seglab.evaluate import evaluate
-from seglab.train import train
+from seglab.losses.class_weights import label_counts_cache_file, resolve_auto_class_weights
+from seglab.runtime.errors import UserError
+
 from tests.cityscapes_tree import write_cityscapes_tree
 from tests.conftest import make_cfg, run_script
 

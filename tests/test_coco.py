@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-from seglab.config import compose_config
+from seglab.commands.train import train
+from seglab.config.compose import compose_config
 from seglab.data.datasets import COCOSegmentation
 from seglab.data.datasets.coco_categories import COCO_2017_CLASS_NAMES
-from seglab.errors import UserError, exit_on_user_error
-from seglab.train import train
+from seglab.runtime.errors import UserError, exit_on_user_error
+
 from tests.conftest import make_cfg
 from tests.dataset_trees import COCO_CATEGORY_IDS, write_coco_tree
 

@@ -9,9 +9,10 @@ import pytest
 from hydra.errors import HydraException
 from hydra.utils import instantiate
 
-from seglab.config import CONFIG_DIR, compose_config
-from seglab.config_validation import check_config
-from seglab.hydra_errors import explain_composition_error
+from seglab.config.compose import CONFIG_DIR, compose_config
+from seglab.config.hydra_errors import explain_composition_error
+from seglab.config.validation import check_config
+
 from tests.conftest import run_script
 
 GROUPS = [

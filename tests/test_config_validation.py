@@ -11,13 +11,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from seglab.config_validation import PRECISIONS, TRAINING_RULES, _compiled, check_config
-from seglab.errors import UserError
-from seglab.evaluate import EVAL_RULES
-from seglab.export import EXPORT_RULES
-from seglab.predict import PREDICT_RULES
-from seglab.report import REPORT_RULES
-from seglab.train import train
+from seglab.commands.evaluate import EVAL_RULES
+from seglab.commands.export import EXPORT_RULES
+from seglab.commands.predict import PREDICT_RULES
+from seglab.commands.report import REPORT_RULES
+from seglab.commands.train import train
+from seglab.config.validation import PRECISIONS, TRAINING_RULES, _compiled, check_config
+from seglab.runtime.errors import UserError
+
 from tests.conftest import make_cfg
 
 COMMAND_RULES = {"train": {}, "eval": EVAL_RULES, "predict": PREDICT_RULES, "export": EXPORT_RULES, "report": REPORT_RULES}
@@ -206,7 +207,7 @@ def test_group_values_interpolations_and_required_values(tmp_path_factory, overr
 
 
 def test_train_refuses_bad_values_before_building_anything(tmp_path, monkeypatch):
-    monkeypatch.setattr("seglab.train.preflight", lambda cfg: pytest.fail("the config was used before it was checked"))
+    monkeypatch.setattr("seglab.commands.train.preflight", lambda cfg: pytest.fail("the config was used before it was checked"))
     with pytest.raises(UserError, match=r"^data.batch_size=-1: must be an integer >= 1$"):
         train(make_cfg(tmp_path, "data.batch_size=-1"))
     assert list(tmp_path.iterdir()) == []

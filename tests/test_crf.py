@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import seglab.inference.crf as crf_module
-from seglab.errors import UserError
 from seglab.inference.crf import DenseCRF
 from seglab.inference.permutohedral import LatticeTooLarge, PermutohedralLattice
+from seglab.runtime.errors import UserError
 
 # Parameters under which both kernels reach across a tiny image and matter.
 TINY_PARAMS = dict(w1=4.0, theta_alpha=5.0, theta_beta=30.0, w2=3.0, theta_gamma=2.0)

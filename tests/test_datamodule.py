@@ -16,7 +16,7 @@ from torchvision.transforms import v2
 from seglab.data import SegmentationDataModule
 from seglab.data.datasets import SyntheticShapes
 from seglab.data.transforms import RandomScaleCrop
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 
 class OneImage(Dataset):

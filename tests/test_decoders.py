@@ -8,7 +8,6 @@ import functools
 import pytest
 import torch
 
-from seglab.errors import UserError
 from seglab.models import Segmentor, build_backbone
 from seglab.models.decoders import (
     ASPP,
@@ -19,6 +18,7 @@ from seglab.models.decoders import (
     PyramidPoolingDecoder,
     SMPDecoder,
 )
+from seglab.runtime.errors import UserError
 
 RESNET18_CHANNELS = [3, 64, 64, 128, 256, 512]
 

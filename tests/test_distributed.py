@@ -8,10 +8,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from seglab.distributed import evaluation_sampler
-from seglab.errors import UserError
-from seglab.evaluate import evaluate
-from seglab.train import train
+from seglab.commands.evaluate import evaluate
+from seglab.commands.train import train
+from seglab.runtime.distributed import evaluation_sampler
+from seglab.runtime.errors import UserError
+
 from tests.conftest import make_cfg, run_script
 
 # Two processes on the CPU, tiny images: 16 training images make 2 steps of 4 per process and epoch.

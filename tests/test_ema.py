@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from seglab.train import train
+from seglab.commands.train import train
+
 from tests.conftest import TINY, make_cfg
 from tests.probes import EMAProbe
 

@@ -10,10 +10,11 @@ import onnxruntime
 import pytest
 import torch
 
-from seglab.checkpoint import load_trained_model, training_config
+from seglab.checkpointing.restore import load_trained_model, training_config
+from seglab.commands.export import export_model
 from seglab.data.io import image_tensor
-from seglab.errors import UserError
-from seglab.export import export_model
+from seglab.runtime.errors import UserError
+
 from tests.conftest import REPO, make_cfg
 
 # Batch, height and width other than the traced 1x3x64x64, odd sizes included.
@@ -50,7 +51,7 @@ def test_onnx_export_gives_pytorchs_logits_at_any_size(trained_run, reference, t
 
 def test_export_command_writes_torchscript_with_pytorchs_logits_at_any_size(trained_run, reference, tmp_path):
     output = tmp_path / "deploy" / "seg.pt"
-    command = [sys.executable, "-m", "seglab.export", f"ckpt_path={trained_run[0] / 'checkpoints' / 'best.ckpt'}"]
+    command = [sys.executable, "-m", "seglab.commands.export", f"ckpt_path={trained_run[0] / 'checkpoints' / 'best.ckpt'}"]
     command += ["format=torchscript", f"output={output}", f"hydra.run.dir={tmp_path / 'run'}"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -8,10 +8,11 @@ import signal
 
 import pytest
 
-from seglab.callbacks import Preempted
-from seglab.checkpoint_io import load_checkpoint
-from seglab.errors import UserError
-from seglab.train import train
+from seglab.checkpointing.io import load_checkpoint
+from seglab.checkpointing.preemption import Preempted
+from seglab.commands.train import train
+from seglab.runtime.errors import UserError
+
 from tests.conftest import QUICK, make_cfg
 
 # QUICK with 4 steps per epoch and last.ckpt written after every step.

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from seglab.builders import build_datamodule, build_model
-from seglab.errors import UserError
+from seglab.config.builders import build_datamodule, build_model
 from seglab.inference import slide_inference, tta_inference, whole_inference
+from seglab.runtime.errors import UserError
+
 from tests.conftest import make_cfg
 
 CROP = (16, 24)

@@ -16,16 +16,17 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 from pycocotools.cocoeval import COCOeval
 
+from seglab.commands.evaluate import evaluate
+from seglab.commands.train import train
 from seglab.data.datasets import CityscapesDataset, COCOSegmentation
 from seglab.data.datasets.cityscapes_labels import THING_TRAIN_IDS, train_id_to_id_lut
 from seglab.data.datasets.coco import load_coco
-from seglab.errors import UserError
-from seglab.evaluate import evaluate
-from seglab.inference.instance_writers import coco_results, write_cityscapes_instances
 from seglab.metrics.cityscapes_instance import CityscapesInstanceAP
 from seglab.metrics.instance import MaskAveragePrecision
+from seglab.runtime.errors import UserError
 from seglab.tasks import InstanceSegmentationModule, PanopticDeepLabModule
-from seglab.train import train
+from seglab.writers.instances import coco_results, write_cityscapes_instances
+
 from tests.cityscapes_tree import write_cityscapes_tree
 from tests.conftest import make_cfg
 from tests.dataset_trees import write_coco_tree

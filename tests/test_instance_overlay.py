@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from seglab.instance_overlay import draw_instances, instance_colours
+from seglab.viz.instances import draw_instances, instance_colours
 
 
 def two_squares() -> tuple[np.ndarray, dict]:
@@ -81,8 +81,9 @@ def test_validation_media_show_the_scored_instances_of_an_instance_model(monkeyp
     from hydra.utils import instantiate
     from lightning.pytorch.plugins.precision import Precision
 
-    from seglab.callbacks import ValidationMedia
-    from seglab.config import compose_config
+    from seglab.config.compose import compose_config
+    from seglab.viz.validation_media import ValidationMedia
+
     from tests.conftest import QUICK
 
     cfg = compose_config("train", [*QUICK, "model=panoptic_deeplab", "model.instance_decoder.out_channels=32"])

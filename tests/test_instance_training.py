@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from seglab.config import compose_config
-from seglab.errors import UserError
-from seglab.evaluate import evaluate
-from seglab.train import train
+from seglab.commands.evaluate import evaluate
+from seglab.commands.train import train
+from seglab.config.compose import compose_config
+from seglab.runtime.errors import UserError
+
 from tests.conftest import TINY_INSTANCES, make_cfg
 from tests.test_presets import one_thread  # noqa: F401 (autouse: tiny tensors gain nothing from threads)
 
@@ -89,7 +90,7 @@ def test_eval_reproduces_the_instance_metrics_from_the_checkpoint(panoptic_run, 
 
 
 def test_instance_model_without_instance_targets_is_one_clear_error(tmp_path):
-    from seglab.builders import instantiate_part
+    from seglab.config.builders import instantiate_part
 
     with pytest.raises(UserError, match="data.thing_ids is not set"):
         instantiate_part(compose_config("train", ["model=maskrcnn", "data=voc", "model.backbone.weights=null"]).model)
@@ -100,7 +101,7 @@ def test_instance_model_without_instance_targets_is_one_clear_error(tmp_path):
 def test_mask_rcnn_needs_the_undilated_pyramid():
     with pytest.raises(UserError, match="output_stride=32"):
         from seglab.models import build_backbone
-        from seglab.models.instance import FPNBackbone
+        from seglab.models.maskrcnn import FPNBackbone
 
         FPNBackbone(build_backbone("resnet18", output_stride=16))
 
@@ -109,9 +110,10 @@ def test_predict_writes_each_images_instances_as_overlay_and_json(panoptic_run, 
     from PIL import Image
     from pycocotools import mask as coco_mask
 
+    from seglab.commands.predict import predict
     from seglab.data.datasets import SyntheticShapes
-    from seglab.predict import predict
     from seglab.tasks import PanopticDeepLabModule
+
     from tests.test_instance_overlay import brightness_instances
 
     run_dir, _ = panoptic_run
@@ -134,7 +136,7 @@ def test_predict_writes_each_images_instances_as_overlay_and_json(panoptic_run, 
 
 
 def test_semantic_options_are_one_clear_error_for_an_instance_model(panoptic_run, tmp_path):
-    from seglab.export import export_model
+    from seglab.commands.export import export_model
 
     checkpoint = panoptic_run[0] / "checkpoints" / "best.ckpt"
     with pytest.raises(UserError, match="holds an instance model"):
@@ -148,7 +150,7 @@ def test_semantic_options_are_one_clear_error_for_an_instance_model(panoptic_run
 @pytest.mark.parametrize(("preset", "data", "things"), [("panoptic_deeplab", "cityscapes", 8), ("maskrcnn", "coco", 80)])
 def test_the_real_dataset_commands_build_their_model(preset, data, things):
     """``python train.py model=panoptic_deeplab data=cityscapes`` and ``model=maskrcnn data=coco``, up to the data."""
-    from seglab.builders import instantiate_part
+    from seglab.config.builders import instantiate_part
 
     cfg = compose_config("train", [f"model={preset}", f"data={data}", "model.backbone.weights=null"])
     assert cfg.data.return_instances is True and cfg.optimized_metric == cfg.model.monitor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from seglab.leaderboard import collect_jobs, format_leaderboard
+from seglab.tracking.leaderboard import collect_jobs, format_leaderboard
 
 
 def make_job(sweep_dir, number, overrides, score):

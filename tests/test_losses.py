@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from seglab.class_weights import check_class_weights, class_weight_nodes
-from seglab.config import compose_config
-from seglab.errors import UserError, user_error_cause
+from seglab.config.compose import compose_config
 from seglab.losses import CrossEntropyLoss, FocalLoss, LovaszSoftmaxLoss, OhemCrossEntropyLoss
+from seglab.losses.class_weights import check_class_weights, class_weight_nodes
+from seglab.runtime.errors import UserError, user_error_cause
 
 LOSSES = ["ce", "ohem_ce", "ohem_topk_ce", "dice", "jaccard", "tversky", "focal", "lovasz", "ce_dice", "ce_lovasz"]
 NUM_CLASSES = 5  # the synthetic data's

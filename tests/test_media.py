@@ -8,10 +8,10 @@ import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torchvision import tv_tensors
 
-from seglab.callbacks.validation_media import ValidationMedia, class_table_rows
 from seglab.data.transforms import Normalize
-from seglab.loggers.media import MaskedImage, TensorBoardSink, media_sinks
-from seglab.visualize import colorize, confusion_matrix_image, palette, panel, to_display
+from seglab.tracking.media import MaskedImage, TensorBoardSink, media_sinks
+from seglab.viz.panels import colorize, confusion_matrix_image, palette, panel, to_display
+from seglab.viz.validation_media import ValidationMedia, class_table_rows
 
 
 def test_palette_gives_each_class_its_own_colour_and_ignored_pixels_black():
@@ -70,7 +70,8 @@ def test_fixed_samples_are_predicted_from_the_validation_pass_or_by_a_forward_pa
     from hydra.utils import instantiate
     from lightning.pytorch.plugins.precision import Precision
 
-    from seglab.config import compose_config
+    from seglab.config.compose import compose_config
+
     from tests.conftest import QUICK
 
     cfg = compose_config("train", QUICK)

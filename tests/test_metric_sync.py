@@ -17,6 +17,7 @@ from seglab.data.datasets import CityscapesDataset
 from seglab.metrics.cityscapes_instance import CityscapesInstanceAP
 from seglab.metrics.cityscapes_pixel import CityscapesSegmentationMetrics
 from seglab.metrics.panoptic import PanopticMetrics
+
 from tests.cityscapes_tree import write_cityscapes_tree
 
 

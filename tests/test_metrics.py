@@ -60,7 +60,8 @@ def test_out_of_range_labels_are_refused():
 def test_scores_count_every_pixel_of_the_label_not_of_the_prediction(tmp_path):
     # Labels at twice the image's resolution: the logits are resized to the label, so the confusion matrix
     # counts the label's pixels (minus the ignored ones).
-    from seglab.builders import build_datamodule, build_model
+    from seglab.config.builders import build_datamodule, build_model
+
     from tests.conftest import make_cfg
 
     cfg = make_cfg(tmp_path, "model/backbone=resnet18")

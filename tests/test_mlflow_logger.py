@@ -13,7 +13,8 @@ import urllib.request
 
 import pytest
 
-from seglab.train import train
+from seglab.commands.train import train
+
 from tests.conftest import QUICK, make_cfg
 
 mlflow = pytest.importorskip("mlflow")
@@ -88,8 +89,8 @@ def test_params_metrics_and_images_reach_the_mlflow_server(mlflow_server, tmp_pa
 def test_without_a_server_runs_go_to_a_local_sqlite_store(tmp_path, monkeypatch):
     import numpy as np
 
-    from seglab.loggers import create_mlflow_logger
-    from seglab.loggers.media import MLflowSink
+    from seglab.tracking.media import MLflowSink
+    from seglab.tracking.mlflow import create_mlflow_logger
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     logger = create_mlflow_logger(experiment_name="local", run_name="r", save_dir=str(tmp_path / "mlruns"))

@@ -9,9 +9,9 @@ import sys
 import pytest
 import torch
 
-from seglab.errors import UserError
 from seglab.models import Segmentor, build_backbone
 from seglab.models.decoders import ASPP, DeepLabV3Decoder, DeepLabV3PlusDecoder
+from seglab.runtime.errors import UserError
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
@@ -86,7 +86,7 @@ def test_local_weights_file_is_loaded(tmp_path):
 def test_offline_imagenet_weights_give_a_clear_way_out():
     code = (
         "from seglab.models import build_backbone\n"
-        "from seglab.errors import UserError\n"
+        "from seglab.runtime.errors import UserError\n"
         "try:\n    build_backbone('resnet18', 'imagenet')\n"
         "except UserError as e:\n    print('USERERROR', e)\n"
     )

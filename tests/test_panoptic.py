@@ -11,8 +11,8 @@ from seglab.data.datasets import SyntheticShapes
 from seglab.data.instances import make_instances
 from seglab.metrics.instance import MaskAveragePrecision
 from seglab.metrics.panoptic import PanopticMetrics, panoptic_target
-from seglab.models.instance.panoptic_postprocess import find_instance_centers, panoptic_segmentation
-from seglab.models.instance.panoptic_targets import panoptic_targets
+from seglab.models.panoptic_deeplab.postprocess import find_instance_centers, panoptic_segmentation
+from seglab.models.panoptic_deeplab.targets import panoptic_targets
 
 THINGS = [1, 2]
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from seglab.train import train
+from seglab.commands.train import train
+
 from tests.conftest import TINY, make_cfg
 from tests.probes import COMPILED_GRAPHS, GradientProbe, PrecisionProbe
 

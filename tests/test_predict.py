@@ -9,9 +9,10 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
+from seglab.commands.predict import find_inputs, predict
 from seglab.data.datasets import SyntheticShapes
-from seglab.errors import UserError
-from seglab.predict import find_inputs, predict
+from seglab.runtime.errors import UserError
+
 from tests.conftest import make_cfg, run_script
 
 

@@ -9,13 +9,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from seglab.checkpoint_io import load_checkpoint
-from seglab.config import compose_config
-from seglab.errors import UserError, exit_on_user_error
-from seglab.evaluate import evaluate
-from seglab.export import export_model
-from seglab.predict import predict
-from seglab.train import train
+from seglab.checkpointing.io import load_checkpoint
+from seglab.commands.evaluate import evaluate
+from seglab.commands.export import export_model
+from seglab.commands.predict import predict
+from seglab.commands.train import train
+from seglab.config.compose import compose_config
+from seglab.runtime.errors import UserError, exit_on_user_error
+
 from tests.conftest import TINY, make_cfg, run_script
 
 # Cityscapes whose root does not exist: a check that passes goes on to read the data and fails on the root instead.

@@ -11,8 +11,9 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from seglab.config import CONFIG_DIR, compose_config
-from seglab.train import train
+from seglab.commands.train import train
+from seglab.config.compose import CONFIG_DIR, compose_config
+
 from tests.conftest import make_cfg, run_script
 
 # The semantic presets (the instance ones are tested in test_instance_training.py).

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from seglab.builders import build_datamodule, build_model, build_trainer
-from seglab.config import compose_config
-from seglab.errors import UserError
-from seglab.train import train
+from seglab.commands.train import train
+from seglab.config.builders import build_datamodule, build_model, build_trainer
+from seglab.config.compose import compose_config
+from seglab.runtime.errors import UserError
+
 from tests.cityscapes_tree import write_cityscapes_tree
 from tests.conftest import REPO, TINY, make_cfg
 from tests.dataset_trees import write_ade20k_tree, write_voc_tree

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from seglab.redaction import MASK, environment_secrets, is_secret_name, redact, redact_command_line, redact_files, secrets_in
+from seglab.tracking.redaction import (
+    MASK, environment_secrets, is_secret_name, redact, redact_command_line, redact_files, secrets_in,
+)
 
 
 def test_secret_names_are_recognised_without_catching_ordinary_keys():

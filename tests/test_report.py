@@ -1,4 +1,4 @@
-"""``python -m seglab.report``: parameters, GFLOPs, output stride, fields of view and the measured ERF."""
+"""``python -m seglab.commands.report``: parameters, GFLOPs, output stride, fields of view and the measured ERF."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import sys
 import pytest
 from PIL import Image
 
-from seglab.config import compose_config
-from seglab.errors import UserError
-from seglab.report import format_report, model_report
+from seglab.commands.report import format_report, model_report
+from seglab.config.compose import compose_config
+from seglab.runtime.errors import UserError
+
 from tests.conftest import REPO
 
 
@@ -19,7 +20,7 @@ def test_report_command_prints_the_table_and_saves_the_heat_map(tmp_path):
     png = tmp_path / "erf.png"
     args = ["model=deeplabv3", "model/backbone=resnet18", "input_size=[64,96]", f"erf_png={png}", f"hydra.run.dir={tmp_path}"]
     result = subprocess.run(
-        [sys.executable, "-m", "seglab.report", *args],
+        [sys.executable, "-m", "seglab.commands.report", *args],
         cwd=REPO,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
         capture_output=True,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from seglab.reporting import format_metrics_table
+from seglab.tracking.metrics_file import format_metrics_table
 
 
 def test_metrics_table_has_a_column_per_per_class_score_of_semantic_and_instance_models():

@@ -21,15 +21,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from seglab.callbacks import ModelCheckpoint, Preempted
-from seglab.callbacks.preemption import ctrl_c_stops_at_once
-from seglab.checkpoint_io import load_checkpoint
-from seglab.errors import UserError
-from seglab.loggers.csv import CSVLogger
-from seglab.loggers.wandb_history import history_rows
-from seglab.resume import find_checkpoint
-from seglab.run_dir import check_run_dir
-from seglab.train import train
+from seglab.checkpointing.io import load_checkpoint
+from seglab.checkpointing.model_checkpoint import ModelCheckpoint
+from seglab.checkpointing.preemption import Preempted, ctrl_c_stops_at_once
+from seglab.checkpointing.resume import find_checkpoint
+from seglab.commands.train import train
+from seglab.runtime.errors import UserError
+from seglab.runtime.run_dir import check_run_dir
+from seglab.tracking.csv import CSVLogger
+from seglab.tracking.wandb_history import history_rows
+
 from tests.conftest import REPO, make_cfg
 
 # 32 images of 32x32 in batches of 8: 4 steps per epoch, 12 in all; last.ckpt after steps 2, 6, 10 and every epoch.
@@ -246,7 +247,7 @@ def test_ctrl_c_and_sigterm_save_stop_and_resume_into_the_same_run(reference, lo
     # The finished run's directory is not reused without ckpt_path, and nothing in it changes: Hydra is stopped
     # before it writes .hydra/ (train.py's Hydra app with an empty task, which spares the start-up of training).
     kept = {path: path.stat().st_mtime_ns for path in run_dir.rglob("*") if path.is_file()}
-    hydra_app = "import hydra, seglab.config as c; hydra.main(c.CONFIG_DIR, 'train', version_base='1.3')(print)()"
+    hydra_app = "import hydra, seglab.config.compose as c; hydra.main(c.CONFIG_DIR, 'train', version_base='1.3')(print)()"
     done = _run([sys.executable, "-c", hydra_app, *RUN, f"paths.log_dir={logs}", f"hydra.run.dir={run_dir}"], logs)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"error: hydra.run.dir={run_dir} holds an earlier run (checkpoints, resolved_config.yaml" in done.stderr
@@ -288,7 +289,7 @@ def test_a_reused_run_directory_is_only_resumed_from_its_own_checkpoints(tmp_pat
     check_run_dir(run_dir, None)  # a DDP process started by rank 0 shares its directory
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    check_run_dir(run_dir, None)  # a requeued SLURM job resumes in its own directory (seglab.requeue)
+    check_run_dir(run_dir, None)  # a requeued SLURM job resumes in its own directory (seglab.checkpointing.requeue)
 
 
 def test_a_metrics_csv_cut_by_a_kill_is_repaired_and_continued(tmp_path, caplog):

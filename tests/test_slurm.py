@@ -11,9 +11,10 @@ import submitit
 import torch
 from hydra.utils import instantiate
 
-from seglab.config import compose_config
-from seglab.requeue import requeued_checkpoint
-from seglab.train import train
+from seglab.checkpointing.requeue import requeued_checkpoint
+from seglab.commands.train import train
+from seglab.config.compose import compose_config
+
 from tests.conftest import TINY, make_cfg
 from tests.probes import ResumeProbe
 

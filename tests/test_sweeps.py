@@ -11,7 +11,8 @@ import pytest
 import yaml
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-from seglab.config import CONFIG_DIR, compose_config
+from seglab.config.compose import CONFIG_DIR, compose_config
+
 from tests.conftest import QUICK, REPO, run_script
 
 SWEEP = yaml.safe_load((REPO / "sweep.yaml").read_text())

@@ -9,9 +9,10 @@ import json
 import pytest
 import torch
 
-from seglab.checkpoint_io import load_checkpoint
-from seglab.errors import UserError
-from seglab.train import train
+from seglab.checkpointing.io import load_checkpoint
+from seglab.commands.train import train
+from seglab.runtime.errors import UserError
+
 from tests.conftest import QUICK, TINY, make_cfg
 from tests.probes import ResumeProbe, momentum_buffers
 from tests.test_presets import PRESETS

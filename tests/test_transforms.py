@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from seglab.config import compose_config
+from seglab.config.compose import compose_config
 from seglab.data.transforms import Normalize, RandomCropWithIgnore, RandomScale, RandomScaleCrop
 from seglab.optim import PolyLR
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seglab.config import compose_config
+from seglab.commands.train import train
+from seglab.config.compose import compose_config
 from seglab.data.datasets import VOCSegmentation
-from seglab.errors import UserError
-from seglab.train import train
+from seglab.runtime.errors import UserError
+
 from tests.conftest import make_cfg
 from tests.dataset_trees import write_voc_tree
 

@@ -9,7 +9,8 @@ import logging
 import pytest
 import torch
 
-from seglab.train import train
+from seglab.commands.train import train
+
 from tests.conftest import QUICK, make_cfg
 from tests.wandb_records import OfflineRun
 
@@ -146,7 +147,7 @@ def test_logger_many_also_feeds_tensorboard_and_csv(wandb_run):
 
 
 def test_wandb_writes_its_local_log_every_second(tmp_path):
-    from seglab.loggers import create_wandb_logger
+    from seglab.tracking.wandb import create_wandb_logger
 
     logger = create_wandb_logger(save_dir=str(tmp_path), offline=True)  # the run itself starts when first used
     assert logger._wandb_init["settings"].x_transaction_log_flush_interval == 1.0  # W&B's default: 15 s

@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from seglab.builders import build_datamodule, build_model
-from seglab.checkpoint_io import TEMPORARY_SUFFIX, load_checkpoint
-from seglab.errors import UserError
-from seglab.evaluate import evaluate
-from seglab.export import export_model
-from seglab.predict import predict
-from seglab.report import model_report
-from seglab.train import train
-from seglab.write_targets import check_writable_dir, checkpoint_size
+from seglab.checkpointing.io import TEMPORARY_SUFFIX, load_checkpoint
+from seglab.commands.evaluate import evaluate
+from seglab.commands.export import export_model
+from seglab.commands.predict import predict
+from seglab.commands.report import model_report
+from seglab.commands.train import train
+from seglab.config.builders import build_datamodule, build_model
+from seglab.runtime.errors import UserError
+from seglab.runtime.write_targets import check_writable_dir, checkpoint_size
+
 from tests.conftest import QUICK, TINY, make_cfg, run_script
 
 RUN_DIR_FIX = "choose a writable folder with hydra.run.dir=<dir> (or SEGLAB_OUTPUT_DIR=<dir> for every run)"
@@ -95,7 +96,7 @@ def test_a_missing_folder_is_created_and_one_that_cannot_be_is_refused_with_the_
 def test_training_refuses_a_run_or_checkpoint_folder_it_cannot_write_before_reading_data(
     tmp_path, read_only_dir, monkeypatch, where, key, fix
 ):
-    monkeypatch.setattr("seglab.train.preflight", lambda cfg: pytest.fail("the data was read before the check"))
+    monkeypatch.setattr("seglab.commands.train.preflight", lambda cfg: pytest.fail("the data was read before the check"))
     overrides = [f"callbacks.model_checkpoint.dirpath={read_only_dir / where}"] if where == "checkpoints" else []
     run_dir = read_only_dir / where if where == "run" else tmp_path / "run"
     with pytest.raises(UserError, match=f"^{key}={read_only_dir / where} {NOT_WRITABLE}; {re.escape(fix)}$"):
@@ -128,7 +129,7 @@ def test_commands_refuse_an_output_folder_they_cannot_write_before_loading_anyth
         _refuses_before_reading_the_checkpoint(monkeypatch, "export")
         overrides, key, run = ["ckpt_path=x.ckpt", f"output={target / 'model.onnx'}"], "output", export_model
     else:
-        monkeypatch.setattr("seglab.report.instantiate_part", lambda *a: pytest.fail("the model was built first"))
+        monkeypatch.setattr("seglab.commands.report.instantiate_part", lambda *a: pytest.fail("the model was built first"))
         overrides, key, run = [f"erf_png={target / 'erf.png'}"], "erf_png", model_report
     with pytest.raises(UserError, match=f"^{key}={target} {NOT_WRITABLE}; choose another"):
         run(make_cfg(tmp_path, *overrides, config_name=command))
@@ -141,8 +142,8 @@ def test_a_disk_without_room_for_one_checkpoint_is_refused_before_training(tmp_p
     else:  # the disk as the operating system reports it: 1 MB free
         run_dir = tmp_path / "run"
         usage = namedtuple("usage", "total used free")
-        monkeypatch.setattr("seglab.write_targets.shutil.disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
-    monkeypatch.setattr("seglab.train.build_trainer", lambda *a, **k: pytest.fail("training started"))
+        monkeypatch.setattr("seglab.runtime.write_targets.shutil.disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    monkeypatch.setattr("seglab.commands.train.build_trainer", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(UserError) as refused:
         train(make_cfg(run_dir, *QUICK))
     key = f"callbacks.model_checkpoint.dirpath={run_dir / 'checkpoints'}"
@@ -182,7 +183,7 @@ def test_a_disk_that_fills_during_the_run_stops_it_naming_the_file_and_the_last_
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real_save(obj, file, *args, **kwargs)
 
-        monkeypatch.setattr("seglab.checkpoint_io.torch.save", save)
+        monkeypatch.setattr("seglab.checkpointing.io.torch.save", save)
     with pytest.raises(UserError) as stopped:
         train(make_cfg(run_dir, *EVERY_STEP, *overrides))
     last = run_dir / "checkpoints" / "last.ckpt"

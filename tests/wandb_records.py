@@ -1,5 +1,5 @@
 """Reading an offline W&B run back: the records of its ``run-<id>.wandb`` file (read with seglab's reader,
-:mod:`seglab.loggers.wandb_history`, which resumed runs use to find what a run holds already)."""
+:mod:`seglab.tracking.wandb_history`, which resumed runs use to find what a run holds already)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seglab.loggers.wandb_history import item_key, read_records
+from seglab.tracking.wandb_history import item_key, read_records
 
 
 class OfflineRun:

@@ -9,9 +9,9 @@ from typing import Any, Mapping
 import lightning as L
 import torch
 
-from seglab.callbacks.preemption import checkpoint_dir
-from seglab.errors import UserError
-from seglab.write_targets import last_good_checkpoint
+from seglab.checkpointing.preemption import checkpoint_dir
+from seglab.runtime.errors import UserError
+from seglab.runtime.write_targets import last_good_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from seglab.seeding import derive_seed, seed_generators
+from seglab.runtime.seeding import derive_seed, seed_generators
 
 
 class StepSeeding(L.Callback):

@@ -21,10 +21,10 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from seglab.data.collate import collate_samples
 from seglab.data.labels import check_ignore_index
-from seglab.data.palette import default_palette
 from seglab.data.resumable import ResumableDataLoader, ResumableSampler, SeededSamples
-from seglab.distributed import evaluation_sampler
-from seglab.errors import UserError
+from seglab.runtime.distributed import evaluation_sampler
+from seglab.runtime.errors import UserError
+from seglab.viz.palette import default_palette
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision import tv_tensors
 
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 LABEL_MODES = ("L", "P", "I", "I;16")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 log = logging.getLogger(__name__)
 

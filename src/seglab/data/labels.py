@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 IGNORE_INDEX = 255
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 from lightning.pytorch.utilities.seed import isolate_rng
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from seglab.seeding import derive_seed, seed_generators
+from seglab.runtime.seeding import derive_seed, seed_generators
 
 
 class ResumableSampler(DistributedSampler):

@@ -44,8 +44,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from seglab.errors import UserError
 from seglab.inference.permutohedral import LatticeTooLarge, PermutohedralLattice
+from seglab.runtime.errors import UserError
 
 METHODS = ("auto", "exact", "permutohedral", "pydensecrf")
 NORMALIZATIONS = ("pixel", "symmetric")

@@ -7,8 +7,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from seglab.errors import UserError
 from seglab.inference.whole import Network
+from seglab.runtime.errors import UserError
 
 
 def slide_inference(

@@ -1,4 +1,4 @@
-"""Class weights from label frequencies, for ``loss.class_weights=auto`` (see :mod:`seglab.class_weights`).
+"""Class weights from label frequencies, for ``loss.class_weights=auto`` (see :mod:`seglab.losses.class_weights`).
 
 A class without a single labelled pixel gets weight 0: it never appears in a target, so its weight changes
 nothing, and an infinite weight would break the losses that average over classes.

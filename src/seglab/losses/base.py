@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 
 class PixelLoss(nn.Module):
@@ -24,7 +24,7 @@ class PixelLoss(nn.Module):
         if isinstance(class_weights, str):
             raise UserError(
                 f"class_weights={class_weights!r} reached a loss: it takes one number per class; 'auto' is turned "
-                "into numbers by train() (seglab.class_weights.resolve_auto_class_weights) before the loss is built"
+                "into numbers by train() (seglab.losses.class_weights.resolve_auto_class_weights) before the loss is built"
             )
         self.ignore_index = ignore_index
         weight = None if class_weights is None else torch.as_tensor(list(class_weights), dtype=torch.float32)

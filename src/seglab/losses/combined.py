@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 
 class CombinedLoss(nn.Module):

@@ -12,8 +12,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from seglab.errors import UserError
 from seglab.losses.base import PixelLoss, zero_loss
+from seglab.runtime.errors import UserError
 
 
 def lovasz_gradient(foreground_sorted: torch.Tensor) -> torch.Tensor:

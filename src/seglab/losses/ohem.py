@@ -8,9 +8,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from seglab.errors import UserError
 from seglab.losses.base import weighted_mean, zero_loss
 from seglab.losses.cross_entropy import CrossEntropyLoss
+from seglab.runtime.errors import UserError
 
 
 class OhemCrossEntropyLoss(CrossEntropyLoss):

@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
 
-from seglab.errors import UserError
 from seglab.metrics.confusion import scores_from_confusion_matrix
+from seglab.runtime.errors import UserError
 
 # Band widths (pixels) of the trimap curve: the DeepLab papers plot 0 to 40 px.
 DEFAULT_TRIMAP_WIDTHS = (1, 2, 5, 10, 20, 40)

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import torch
 
 from seglab.data.datasets.cityscapes_labels import CLASS_NAMES
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 
 def require_cityscapes_classes(class_names: Sequence[str]) -> None:

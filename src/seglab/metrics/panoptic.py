@@ -1,6 +1,6 @@
 """Panoptic quality (Kirillov et al., 2019) by the rules of the official scorer, panopticapi's ``pq_compute``.
 
-Panoptic maps encode ``class_id * label_divisor + instance_id`` (:mod:`seglab.models.instance`); a pixel whose
+Panoptic maps encode ``class_id * label_divisor + instance_id`` (:mod:`seglab.models.panoptic_deeplab`); a pixel whose
 class is ``ignore_index`` is void. In the ground truth, a thing-class segment with instance id 0 is a crowd
 region (``iscrowd=1`` in COCO's panoptic json, a group without instance ids in Cityscapes, as panopticapi's
 Cityscapes converter writes it); stuff has instance id 0 and is never crowd.

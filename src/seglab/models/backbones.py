@@ -15,7 +15,7 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 OUTPUT_STRIDES = (8, 16, 32)
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 
 def optimizers_with_backbone_group(

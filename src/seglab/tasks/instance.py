@@ -23,11 +23,11 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from seglab.errors import UserError
 from seglab.metrics.cityscapes_inputs import require_cityscapes_classes, require_instance_ids
 from seglab.metrics.cityscapes_instance import CityscapesInstanceAP
 from seglab.metrics.instance import MaskAveragePrecision
 from seglab.optim.setup import optimizers_with_backbone_group
+from seglab.runtime.errors import UserError
 
 
 def check_thing_ids(thing_ids: Sequence[int] | None, num_classes: int) -> list[int]:

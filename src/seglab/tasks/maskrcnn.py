@@ -7,12 +7,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from seglab.models.instance import build_maskrcnn
+from seglab.models.maskrcnn import build_maskrcnn
 from seglab.tasks.instance import InstanceSegmentationModule
 
 
 class MaskRCNNModule(InstanceSegmentationModule):
-    """Trains Mask R-CNN (:func:`seglab.models.instance.build_maskrcnn`) on the thing classes.
+    """Trains Mask R-CNN (:func:`seglab.models.maskrcnn.build_maskrcnn`) on the thing classes.
 
     The detector's classes are background + the thing classes (``thing_ids`` in order); predictions come back in
     the semantic class space. Crowd instances are left out of the training targets (torchvision's Mask R-CNN has
@@ -25,7 +25,7 @@ class MaskRCNNModule(InstanceSegmentationModule):
         num_classes, class_names, thing_ids, optimizer, scheduler, ignore_index, backbone_lr_mult, monitor,
             instance_targets, cityscapes_scores: see :class:`~seglab.tasks.instance.InstanceSegmentationModule`.
         fpn_channels, min_size, max_size, anchor_sizes, detections_per_image, detector_options: see
-            :func:`~seglab.models.instance.build_maskrcnn`.
+            :func:`~seglab.models.maskrcnn.build_maskrcnn`.
         mask_threshold: a predicted mask holds the pixels whose mask probability exceeds this.
     """
 

@@ -10,26 +10,26 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from seglab.errors import UserError
 from seglab.losses.base import weighted_mean
 from seglab.metrics.cityscapes_inputs import require_instance_ids
 from seglab.metrics.cityscapes_pixel import semantic_metrics
 from seglab.metrics.panoptic import PanopticMetrics, panoptic_target
-from seglab.models.instance import PanopticDeepLab
-from seglab.models.instance.panoptic_postprocess import panoptic_segmentation
-from seglab.models.instance.panoptic_targets import batch_panoptic_targets
+from seglab.models.panoptic_deeplab.model import PanopticDeepLab
+from seglab.models.panoptic_deeplab.postprocess import panoptic_segmentation
+from seglab.models.panoptic_deeplab.targets import batch_panoptic_targets
+from seglab.runtime.errors import UserError
 from seglab.tasks.instance import InstanceSegmentationModule
 
 LABEL_DIVISOR = 1000
 
 
 class PanopticDeepLabModule(InstanceSegmentationModule):
-    """Trains :class:`~seglab.models.instance.PanopticDeepLab` (Cheng et al., 2020).
+    """Trains :class:`~seglab.models.panoptic_deeplab.model.PanopticDeepLab` (Cheng et al., 2020).
 
     Loss: ``semantic_weight`` x the ``loss`` on the semantic logits (pixels of instances smaller than
     ``small_instance_area`` weighted ``small_instance_weight``) + ``center_weight`` x the MSE of the centre
     heatmap + ``offset_weight`` x the L1 of the offsets (the paper: 1, 200, 0.01); void pixels and crowd
-    regions add nothing to the heatmap and offset losses (:mod:`seglab.models.instance.panoptic_targets`).
+    regions add nothing to the heatmap and offset losses (:mod:`seglab.models.panoptic_deeplab.targets`).
     The weighted terms are logged as ``train/loss/semantic``, ``train/loss/center``, ``train/loss/offset``.
 
     Besides the mask AP of :class:`~seglab.tasks.instance.InstanceSegmentationModule`, it logs

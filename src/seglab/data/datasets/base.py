@@ -13,7 +13,7 @@ from torchvision import tv_tensors
 from seglab.data.instances import tidy_instances
 from seglab.data.io import image_tensor, read_image, read_label
 from seglab.data.labels import LabelMapper
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 
 def require_root(root: str | Path | None, dataset: str, layout: str) -> Path:

@@ -27,7 +27,7 @@ from seglab.data.datasets.cityscapes_labels import CLASS_NAMES, LABELS, THING_TR
 from seglab.data.instances import make_instances, masks_from_id_map
 from seglab.data.io import read_label
 from seglab.data.labels import LabelMapper
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
 INSTANCE_DIVISOR = 1000

@@ -28,7 +28,7 @@ from seglab.data.datasets.coco_categories import LAYOUT, annotation_file, checke
 from seglab.data.instances import make_instances
 from seglab.data.io import read_image
 from seglab.data.labels import IGNORE_INDEX, LabelMapper
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 
 def load_coco(path: Path) -> COCO:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from seglab.data.datasets.base import require_root
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 BACKGROUND = "background"
 LAYOUT = (

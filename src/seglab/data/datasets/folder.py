@@ -19,7 +19,7 @@ import yaml
 from seglab.data.datasets.base import ImageLabelDataset, match_pairs, require_dir, require_root, require_samples
 from seglab.data.io import read_label
 from seglab.data.labels import LabelMapper
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 CLASSES_FILE = "classes.yaml"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")

@@ -19,7 +19,7 @@ from torchvision import tv_tensors
 
 from seglab.data.datasets.base import SegmentationDataset
 from seglab.data.instances import make_instances, masks_from_id_map
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 CLASS_NAMES = ("background", "disk", "square", "triangle", "cross")
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}

@@ -16,7 +16,7 @@ from typing import Callable
 
 from seglab.data.datasets.base import ImageLabelDataset, require_dir, require_root, require_samples
 from seglab.data.labels import LabelMapper
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 CLASS_NAMES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglab.errors import UserError
 from seglab.models.layers import ConvBNReLU, conv3x3_bn_relu, upsample_like
+from seglab.runtime.errors import UserError
 
 
 def default_aspp_rates(output_stride: int) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 
 class SMPDecoder(nn.Module):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglab.errors import UserError
+from seglab.runtime.errors import UserError
 
 POOLS = {"max": F.adaptive_max_pool2d, "avg": F.adaptive_avg_pool2d}
 

@@ -1,0 +1,130 @@
+"""``evaluate(cfg)``: score a checkpoint on a split with the model and data it was trained with."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig
+
+from seglab.checkpointing.restore import read_checkpoint, save_rebuilt_config, training_config
+from seglab.config.builders import build_model, build_trainer
+from seglab.config.compose import run_overrides
+from seglab.config.preflight import check_weights_fit, preflight
+from seglab.config.validation import check_config, inference_modes
+from seglab.config.value_rules import PATH, one_of, optional
+from seglab.data.transforms import find_normalize
+from seglab.runtime.distributed import is_rank_zero, prepare_process, release_ddp_children
+from seglab.runtime.errors import UserError
+from seglab.runtime.out_of_memory import explain_out_of_memory
+from seglab.runtime.write_targets import RUN_DIR_FIX, check_writable_dir, explain_write_failures
+from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
+from seglab.tracking.metrics_file import format_metrics_table, write_json
+from seglab.writers.instance_prediction_writer import InstancePredictionWriter
+from seglab.writers.instances import INSTANCE_EXPORT_FORMATS
+from seglab.writers.prediction_writer import PredictionWriter
+from seglab.writers.semantic import EXPORT_FORMATS
+
+log = logging.getLogger(__name__)
+
+# Keys of the eval command that are not part of the training config.
+EVAL_ONLY_KEYS = ("ckpt_path", "eval", "export", "task_name")
+EVAL_RULES = {
+    "eval.split": one_of("val", "test"),
+    "eval.mode": inference_modes(),
+    "export.format": optional(one_of(*dict.fromkeys(EXPORT_FORMATS + INSTANCE_EXPORT_FORMATS))),
+    "export.dir": PATH,
+}
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Score ``cfg.ckpt_path`` on ``cfg.eval.split`` with inference mode ``cfg.eval.mode``; print a per-class
+    table, write ``metrics.json``, the rebuilt config (``resolved_config.yaml``) and, with ``cfg.export.format``,
+    the predictions.
+
+    A split without labels (Cityscapes test) gets predictions only: ``metrics.json`` then holds no scores.
+    """
+    check_config(cfg, EVAL_RULES)
+    ckpt_path = Path(cfg.ckpt_path).expanduser()
+    split, mode, export_format = cfg.eval.split, cfg.eval.mode, cfg.export.format
+    run_dir = written_into = check_writable_dir(cfg.paths.output_dir, "paths.output_dir", RUN_DIR_FIX)
+    if export_format is not None:
+        written_into = check_writable_dir(cfg.export.dir, "export.dir", "choose another with export.dir=<dir>")
+    train_cfg = training_config(ckpt_path, run_overrides(), EVAL_ONLY_KEYS, mode=mode, trusted=cfg.trusted)
+    prepare_process(train_cfg.trainer)
+
+    if is_rank_zero():
+        save_rebuilt_config(train_cfg, run_dir)
+    datamodule = preflight(train_cfg)  # before any data is loaded
+    datamodule.setup("validate" if split == "val" else "test")
+    model = build_model(train_cfg, datamodule)
+    check_weights_fit(model, read_checkpoint(ckpt_path, cfg.trusted)["state_dict"], ckpt_path)
+    check_inference_mode(model, "eval.mode", mode)
+    callbacks = [] if export_format is None else [prediction_writer(export_format, Path(cfg.export.dir), datamodule, model)]
+    trainer = build_trainer(train_cfg, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
+    run = trainer.validate if split == "val" else trainer.test
+    with explain_out_of_memory(train_cfg, training=False), explain_write_failures(written_into):
+        logged = run(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)[0]
+    release_ddp_children(trainer)
+
+    labelled = has_labels(logged, split)
+    metrics = metrics_by_name(logged, split) if labelled else {}
+    metrics.update(split=split, mode=mode, checkpoint=str(ckpt_path.resolve()))
+    if export_format is not None:
+        metrics["export"] = {"format": export_format, "dir": str(Path(cfg.export.dir).resolve())}
+        log.info("Wrote %d %s predictions to %s", callbacks[0].written, export_format, cfg.export.dir)
+    if trainer.is_global_zero:  # under DDP every rank runs evaluate(); rank 0 writes the file
+        write_json(metrics, run_dir / "metrics.json")
+    if labelled:
+        table = {k: v for k, v in logged.items() if k != f"{split}/loss"}
+        log.info("Evaluation of %s on %s, %s inference (%s)\n%s", ckpt_path, split, mode, run_dir / "metrics.json",
+                 format_metrics_table(table, "metric"))
+    else:
+        log.warning("The %s split has no labels: no scores%s", split,
+                    "" if export_format else " (export.format writes the predictions)")
+    return metrics
+
+
+def has_labels(logged: dict[str, float], split: str) -> bool:
+    """Whether the split had labels: the pixel accuracy (semantic scores) or else the mask AP is a number."""
+    key = f"{split}/aAcc" if f"{split}/aAcc" in logged else f"{split}/mAP"
+    return not math.isnan(logged[key])
+
+
+def metrics_by_name(logged: dict[str, float], split: str) -> dict[str, Any]:
+    """Logged ``<split>/<name>`` values as ``{name: value}``, per-class ones grouped (``{"IoU": {class: value}}``,
+    ``{"AP": {...}}``); the loss is left out."""
+    metrics: dict[str, Any] = {}
+    for key, value in logged.items():
+        name = key.removeprefix(f"{split}/")
+        if name == "loss":
+            continue
+        if "/" in name:
+            group, class_name = name.split("/", 1)
+            metrics.setdefault(group, {})[class_name] = value
+        else:
+            metrics[name] = value
+    return metrics
+
+
+def prediction_writer(export_format: str, out_dir: Path, datamodule, model: L.LightningModule) -> L.Callback:
+    """The callback writing the predictions in ``export_format``: the instance formats for instance models, the
+    class-map formats for semantic ones; ``color`` needs the input normalisation to show the images again."""
+    if isinstance(model, InstanceSegmentationModule):
+        if export_format not in INSTANCE_EXPORT_FORMATS:
+            raise UserError(
+                f"export.format={export_format!r} is not an instance prediction format; use one of {list(INSTANCE_EXPORT_FORMATS)}"
+            )
+        return InstancePredictionWriter(export_format, out_dir)
+    if export_format not in EXPORT_FORMATS:
+        raise UserError(f"export.format={export_format!r} is not a prediction format; use one of {list(EXPORT_FORMATS)}")
+    normalize = find_normalize(datamodule.val_transforms)
+    if export_format == "color" and normalize is None:
+        raise UserError(
+            "export.format=color overlays the predictions on the images, but data.val_transforms has no "
+            "seglab.data.transforms.Normalize to undo; use export.format=png"
+        )
+    return PredictionWriter(export_format, out_dir, datamodule.palette, normalize)

@@ -1,0 +1,157 @@
+"""``predict(cfg)``: segment arbitrary images (a file, a folder or a glob) with a trained checkpoint; instance
+models also find the objects in them."""
+
+from __future__ import annotations
+
+import glob
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from seglab.checkpointing.restore import load_trained_model, save_rebuilt_config, training_config
+from seglab.config.compose import run_overrides
+from seglab.config.validation import DEVICE, PROBABILITY, check_config, inference_modes
+from seglab.config.value_rules import PATH
+from seglab.data.io import image_tensor, read_image
+from seglab.runtime.errors import UserError
+from seglab.runtime.write_targets import check_writable_dir, explain_write_failures
+from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
+from seglab.tracking.metrics_file import write_json
+from seglab.viz.instances import draw_instances
+from seglab.writers.instances import encode_masks
+from seglab.writers.semantic import save_classes, save_color
+
+log = logging.getLogger(__name__)
+
+# Keys of the predict command that are not part of the training config.
+PREDICT_ONLY_KEYS = ("ckpt_path", "input", "output_dir", "predict", "task_name")
+PREDICT_RULES = {
+    "input": PATH,
+    "output_dir": PATH,
+    "predict.mode": inference_modes(),
+    "predict.device": DEVICE,
+    "predict.overlay_alpha": PROBABILITY,
+}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def find_inputs(pattern: str) -> list[Path]:
+    """The image files ``pattern`` names: one file, the images directly in a folder, or a glob's matches."""
+    path = Path(pattern).expanduser()
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file())
+        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        if len(images) < len(files):
+            log.info("Skipping %d files in %s that are not images by their suffix", len(files) - len(images), path)
+    else:
+        images = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+    if not images:
+        raise UserError(f"input={pattern} names no image file; give an image, a folder of images or a glob ('photos/*.jpg')")
+    stems: dict[str, Path] = {}
+    for image in images:
+        if image.stem in stems:
+            raise UserError(f"inputs {stems[image.stem]} and {image} have the same name; their outputs would collide")
+        stems[image.stem] = image
+    return images
+
+
+def model_input(image: np.ndarray, transforms: Callable | None, device: torch.device) -> torch.Tensor:
+    """An HxWx3 uint8 image as the model's input batch (1x3xHxW) after the data's input transforms."""
+    sample = {"image": image_tensor(image)}
+    if transforms is not None:
+        sample = transforms(sample)
+    return sample["image"].unsqueeze(0).to(device)
+
+
+@torch.inference_mode()
+def segment(image: np.ndarray, model: Any, transforms: Callable | None, device: torch.device) -> np.ndarray:
+    """Class indices (HxW uint8) of an HxWx3 uint8 image, with the model's inference mode and input transforms."""
+    logits = model.inference(model.net, model_input(image, transforms, device))
+    return logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
+
+
+@torch.inference_mode()
+def find_instances(image: np.ndarray, model: InstanceSegmentationModule, transforms: Callable | None, device: torch.device) -> dict[str, torch.Tensor]:
+    """An instance model's prediction for an HxWx3 uint8 image (``masks``, ``labels``, ``scores``, on the CPU)."""
+    return {key: value.cpu() for key, value in model(model_input(image, transforms, device))[0].items()}
+
+
+def write_instances(prediction: dict[str, torch.Tensor], image: np.ndarray, class_names: list[str], out_dir: Path, stem: str) -> list[Path]:
+    """``<stem>_instances.png`` (each instance in its own colour, captioned ``<class> <score>``) and
+    ``<stem>_instances.json`` (per instance: ``class``, ``class_id``, ``score`` and the mask as COCO RLE)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    picture = out_dir / f"{stem}_instances.png"
+    Image.fromarray(draw_instances(image, prediction, class_names)).save(picture)
+    labels, scores = prediction["labels"].tolist(), prediction["scores"].tolist()
+    found = [
+        {"class": class_names[label], "class_id": label, "score": score, "segmentation": rle}
+        for label, score, rle in zip(labels, scores, encode_masks(prediction["masks"]))
+    ]
+    return [picture, write_json({"instances": found}, out_dir / f"{stem}_instances.json")]
+
+
+def choose_device(name: str) -> torch.device:
+    """``auto`` (a GPU when there is one) or a torch device name such as ``cpu`` or ``cuda:1``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"predict.device={name!r} is not a device; use auto, cpu, cuda or cuda:<index>") from None
+
+
+def predict(cfg: DictConfig) -> list[Path]:
+    """Write ``<stem>_mask.png`` and ``<stem>_color.png`` for every input image (instance models:
+    ``<stem>_instances.png`` and ``<stem>_instances.json``, see :func:`write_instances`); return the files written.
+
+    Every readable image is segmented; unreadable ones are reported by name, and a :class:`UserError` listing
+    them is raised at the end (so the exit code says whether any failed).
+    """
+    check_config(cfg, PREDICT_RULES)
+    ckpt_path = Path(cfg.ckpt_path).expanduser()
+    inputs = find_inputs(str(cfg.input))
+    out_dir = check_writable_dir(cfg.output_dir, "output_dir", "choose another with output_dir=<dir>")
+    train_cfg = training_config(
+        ckpt_path, run_overrides(), PREDICT_ONLY_KEYS, mode=cfg.predict.mode, trusted=cfg.trusted
+    )
+    save_rebuilt_config(train_cfg, Path(cfg.paths.output_dir))
+    datamodule, model = load_trained_model(ckpt_path, train_cfg)
+    check_inference_mode(model, "predict.mode", cfg.predict.mode)
+    device = choose_device(cfg.predict.device)
+    model.to(device)
+
+    written: list[Path] = []
+    failed: list[Path] = []
+    with logging_redirect_tqdm(), explain_write_failures(out_dir):
+        for path in tqdm(inputs, desc=f"segmenting ({cfg.predict.mode})", unit="image"):
+            try:
+                image = read_image(path)
+            except UserError as err:
+                log.error("%s", err)
+                failed.append(path)
+                continue
+            if isinstance(model, InstanceSegmentationModule):
+                prediction = find_instances(image, model, datamodule.val_transforms, device)
+                written += write_instances(prediction, image, model.class_names, out_dir, path.stem)
+                continue
+            classes = segment(image, model, datamodule.val_transforms, device)
+            written.append(save_classes(classes, out_dir / f"{path.stem}_mask.png"))
+            color = out_dir / f"{path.stem}_color.png"
+            written.append(save_color(classes, image, datamodule.palette, color, cfg.predict.overlay_alpha))
+    log.info("Segmented %d of %d images into %s", len(inputs) - len(failed), len(inputs), out_dir)
+    if failed:
+        raise UserError(
+            f"{len(failed)} of {len(inputs)} inputs could not be read and were skipped: "
+            + ", ".join(str(p) for p in failed)
+            + f" (the others were written to {out_dir})"
+        )
+    return written

@@ -1,0 +1,82 @@
+"""Instantiating the parts of a run from its composed config."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from seglab.checkpointing.io import SafeCheckpointIO
+from seglab.runtime.errors import UserError, user_error_cause
+from seglab.tracking.wandb import wandb_sync_hint
+
+log = logging.getLogger(__name__)
+
+# Keys of the trainer config that are seglab's options, not arguments of Lightning's Trainer.
+SEGLAB_TRAINER_KEYS = ("skip_nonfinite",)
+
+
+def instantiate_part(node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` (``kwargs`` on top of ``node``) that lets a :class:`UserError` raised while
+    building a part through, instead of Hydra's wrapping exception, so the entry points print its one-line message."""
+    try:
+        return instantiate(node, _convert_="partial", **kwargs)
+    except InstantiationException as err:
+        cause = user_error_cause(err)
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    return instantiate_part(cfg.data)
+
+
+def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
+    check_num_classes(cfg.model.num_classes, datamodule.num_classes)
+    return instantiate_part(cfg.model)
+
+
+def check_num_classes(model_classes: int, data_classes: int) -> None:
+    if model_classes != data_classes:
+        raise UserError(
+            f"model.num_classes={model_classes} but the data has {data_classes} classes "
+            f"(data.num_classes); drop the model.num_classes override so it follows the data"
+        )
+
+
+def build_trainer(cfg: DictConfig, **kwargs: Any) -> L.Trainer:
+    """The Lightning Trainer of ``cfg.trainer`` (``kwargs`` on top), which saves and loads checkpoints through
+    :class:`~seglab.checkpointing.io.SafeCheckpointIO` (atomic saves; loads that run no code unless ``cfg.trusted``)."""
+    node = OmegaConf.to_container(cfg.trainer, resolve=True)
+    for key in SEGLAB_TRAINER_KEYS:
+        node.pop(key, None)
+    plugins = instantiate(node.pop("plugins", None) or [])
+    return instantiate(node, plugins=[*plugins, SafeCheckpointIO(trusted=bool(cfg.get("trusted")))], **kwargs)
+
+
+def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    return [instantiate_part(node) for node in (cfg.get("callbacks") or {}).values() if node is not None]
+
+
+def build_loggers(cfg: DictConfig, resume_from: Path | None = None) -> list[Any]:
+    """The loggers of ``cfg.logger``; those with a ``resume_from`` option (W&B, MLflow) are given the checkpoint
+    file the run resumes from, whichever form ``ckpt_path`` took (a file, a run directory or ``last``)."""
+    nodes = [node for node in (cfg.get("logger") or {}).values() if node is not None]
+    resumed = {"resume_from": str(resume_from)} if resume_from is not None else {}
+    return [instantiate_part(node, **(resumed if "resume_from" in node else {})) for node in nodes]
+
+
+def close_loggers(loggers: list[Any]) -> None:
+    """Finish W&B runs (printing the sync command of offline ones) so multiruns start a fresh run per job."""
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger" and logger._experiment is not None:
+            hint = wandb_sync_hint(logger)
+            logger.experiment.finish()
+            if hint:
+                log.info("W&B ran offline; upload this run to the dashboard with:\n  %s", hint)

@@ -1,0 +1,112 @@
+"""Pictures and tables for whichever loggers are active, each in the form its dashboard shows best.
+
+W&B gets images with mask overlays it can toggle (class names as labels) and real tables; TensorBoard and
+MLflow get side-by-side panels with a colour legend, the table as text (TensorBoard) or a JSON artifact
+(MLflow). CSV takes no media. A new kind of overlay (e.g. instances) is one more named mask of a
+:class:`MaskedImage`; a new logger is one more sink class here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+
+from seglab.viz.panels import panel
+
+
+@dataclass
+class MaskedImage:
+    """An RGB image (HxWx3 uint8) with named label maps over it, e.g. ``ground_truth`` and ``prediction``.
+
+    Masks hold class indices unless ``mask_labels`` gives a mask its own labels (e.g. instance ids).
+    """
+
+    image: np.ndarray
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    caption: str = ""
+    mask_labels: dict[str, dict[int, str]] = field(default_factory=dict)
+
+
+class WandbSink:
+    """W&B: ``wandb.Image`` with toggleable masks, ``wandb.Table``; a step slider compares them over time."""
+
+    def __init__(self, logger: WandbLogger) -> None:
+        self.logger = logger
+
+    def log_masked_images(self, key: str, items: Sequence[MaskedImage], class_names: Sequence[str], ignore_index: int, step: int) -> None:
+        import wandb
+
+        labels = dict(enumerate(class_names)) | {ignore_index: "ignore"}
+        images = [
+            wandb.Image(
+                item.image,
+                masks={
+                    name: {"mask_data": mask.astype(np.int64), "class_labels": item.mask_labels.get(name, labels)}
+                    for name, mask in item.masks.items()
+                },
+                caption=item.caption,
+            )
+            for item in items
+        ]
+        self.logger.log_metrics({key: images}, step=step)
+
+    def log_image(self, key: str, image: np.ndarray, step: int) -> None:
+        self.logger.log_image(key, [image], step=step)
+
+    def log_table(self, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], step: int) -> None:
+        """``rows`` hold plain Python values (None where a value is missing), as for every sink."""
+        self.logger.log_table(key, columns=list(columns), data=[list(row) for row in rows], step=step)
+
+
+class PanelSink:
+    """Loggers without mask overlays get one panel per sample: image | ground truth | prediction, and a legend."""
+
+    def __init__(self, logger: Logger) -> None:
+        self.logger = logger
+
+    def log_masked_images(self, key: str, items: Sequence[MaskedImage], class_names: Sequence[str], ignore_index: int, step: int) -> None:
+        for index, item in enumerate(items):
+            self.log_image(f"{key}/{index}", panel(item.image, item.masks, class_names, ignore_index), step)
+
+    def log_image(self, key: str, image: np.ndarray, step: int) -> None:
+        raise NotImplementedError
+
+
+class TensorBoardSink(PanelSink):
+    """TensorBoard: panels as images, tables as Markdown text."""
+
+    def log_image(self, key: str, image: np.ndarray, step: int) -> None:
+        self.logger.experiment.add_image(key, image, global_step=step, dataformats="HWC")
+
+    def log_table(self, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], step: int) -> None:
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+        self.logger.experiment.add_text(key, "\n".join(lines), global_step=step)
+
+
+class MLflowSink(PanelSink):
+    """MLflow: panels as step-indexed images (the run page's image slider), tables as JSON artifacts per step."""
+
+    def log_image(self, key: str, image: np.ndarray, step: int) -> None:
+        self.logger.experiment.log_image(self.logger.run_id, image, key=key, step=step)
+
+    def log_table(self, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], step: int) -> None:
+        table = {"columns": list(columns), "data": [list(row) for row in rows]}
+        self.logger.experiment.log_dict(self.logger.run_id, table, f"{key}/step_{step:08d}.json")
+
+
+SINKS: list[tuple[type[Logger], type]] = [(WandbLogger, WandbSink), (TensorBoardLogger, TensorBoardSink), (MLFlowLogger, MLflowSink)]
+
+
+def media_sinks(loggers: Sequence[Logger]) -> list:
+    """A sink for each logger that can show media (CSV cannot)."""
+    return [sink(logger) for logger in loggers for kind, sink in SINKS if isinstance(logger, kind)]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
