@@ -205,7 +205,6 @@ class InstanceSegmentationModule(L.LightningModule):
         )  # fmt: skip
 
 
-
 def require_instances(batch: dict[str, Any]) -> None:
     if "instances" not in batch:
         raise UserError(
