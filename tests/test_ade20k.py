@@ -11,8 +11,8 @@ from seglab.config.compose import compose_config
 from seglab.data.datasets import ADE20KDataset
 from seglab.runtime.errors import UserError
 
-from tests.conftest import make_cfg
-from tests.dataset_trees import write_ade20k_tree
+from tests.helpers import make_cfg
+from tests.helpers.dataset_trees import write_ade20k_tree
 
 
 @pytest.fixture(scope="module")

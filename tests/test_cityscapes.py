@@ -19,8 +19,8 @@ from seglab.data.datasets import CityscapesDataset
 from seglab.data.datasets.cityscapes_labels import CLASS_NAMES, LABELS, id_to_train_id_lut
 from seglab.runtime.errors import UserError
 
-from tests.cityscapes_tree import write_cityscapes_tree
-from tests.conftest import make_cfg, run_script
+from tests.helpers.cityscapes_tree import write_cityscapes_tree
+from tests.helpers import make_cfg, run_script
 
 
 @pytest.fixture(scope="module")

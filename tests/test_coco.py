@@ -15,8 +15,8 @@ from seglab.data.datasets import COCOSegmentation
 from seglab.data.datasets.coco_categories import COCO_2017_CLASS_NAMES
 from seglab.runtime.errors import UserError, exit_on_user_error
 
-from tests.conftest import make_cfg
-from tests.dataset_trees import COCO_CATEGORY_IDS, write_coco_tree
+from tests.helpers import make_cfg
+from tests.helpers.dataset_trees import COCO_CATEGORY_IDS, write_coco_tree
 
 CLASS_NAMES = list(COCO_2017_CLASS_NAMES)
 # A custom dataset in COCO's format: three categories with gapped ids.

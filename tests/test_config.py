@@ -13,7 +13,7 @@ from seglab.config.compose import CONFIG_DIR, compose_config
 from seglab.config.hydra_errors import explain_composition_error
 from seglab.config.validation import check_config
 
-from tests.conftest import run_script
+from tests.helpers import run_script
 
 GROUPS = [
     "data",

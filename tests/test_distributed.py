@@ -13,7 +13,7 @@ from seglab.commands.train import train
 from seglab.runtime.distributed import evaluation_sampler
 from seglab.runtime.errors import UserError
 
-from tests.conftest import make_cfg, run_script
+from tests.helpers import make_cfg, run_script
 
 # Two processes on the CPU, tiny images: 16 training images make 2 steps of 4 per process and epoch.
 DDP_TINY = [

@@ -24,7 +24,7 @@ from seglab.metrics import SegmentationMetrics
 from seglab.runtime.errors import UserError
 from seglab.viz.palette import default_palette
 
-from tests.conftest import REPO, make_cfg, run_script
+from tests.helpers import REPO, make_cfg, run_script
 
 
 def test_evaluate_reproduces_the_training_metric(trained_run, tmp_path):

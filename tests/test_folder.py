@@ -11,8 +11,8 @@ from seglab.config.compose import compose_config
 from seglab.data.datasets import FolderDataset
 from seglab.runtime.errors import UserError
 
-from tests.conftest import make_cfg, run_script
-from tests.dataset_trees import FOLDER_CLASSES, FOLDER_PALETTE, write_folder_tree
+from tests.helpers import make_cfg, run_script
+from tests.helpers.dataset_trees import FOLDER_CLASSES, FOLDER_PALETTE, write_folder_tree
 
 
 @pytest.mark.parametrize("layout", ["subfolders", "split_files"])

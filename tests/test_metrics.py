@@ -62,7 +62,7 @@ def test_scores_count_every_pixel_of_the_label_not_of_the_prediction(tmp_path):
     # counts the label's pixels (minus the ignored ones).
     from seglab.config.builders import build_datamodule, build_model
 
-    from tests.conftest import make_cfg
+    from tests.helpers import make_cfg
 
     cfg = make_cfg(tmp_path, "model/backbone=resnet18")
     module = build_model(cfg, build_datamodule(cfg)).eval()

@@ -13,7 +13,7 @@ from seglab.commands.predict import find_inputs, predict
 from seglab.data.datasets import SyntheticShapes
 from seglab.runtime.errors import UserError
 
-from tests.conftest import make_cfg, run_script
+from tests.helpers import make_cfg, run_script
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,9 @@ from torch import nn
 from seglab.commands.train import train
 from seglab.config.compose import CONFIG_DIR, compose_config
 
-from tests.conftest import make_cfg, run_script
+from tests.helpers import PRESETS, make_cfg, run_script
 
-# The semantic presets (the instance ones are tested in test_instance_training.py).
-PRESETS = sorted(
-    path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml") if "SemanticSegmentationModule" in path.read_text()
-)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine waiting threads cost tenfold."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build_preset(preset: str, *overrides: str) -> nn.Module:

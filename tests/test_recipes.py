@@ -16,10 +16,9 @@ from seglab.config.builders import build_datamodule, build_model, build_trainer
 from seglab.config.compose import compose_config
 from seglab.runtime.errors import UserError
 
-from tests.cityscapes_tree import write_cityscapes_tree
-from tests.conftest import REPO, TINY, make_cfg
-from tests.dataset_trees import write_ade20k_tree, write_voc_tree
-from tests.test_instance_training import SMALL_DETECTOR
+from tests.helpers.cityscapes_tree import write_cityscapes_tree
+from tests.helpers import REPO, SMALL_DETECTOR, TINY, make_cfg
+from tests.helpers.dataset_trees import write_ade20k_tree, write_voc_tree
 
 # Every recipe, found by glob: a new conf/experiment/*.yaml is covered without editing this file.
 RECIPES = sorted(path.stem for path in (REPO / "conf" / "experiment").glob("*.yaml"))

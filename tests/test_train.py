@@ -13,9 +13,8 @@ from seglab.checkpointing.io import load_checkpoint
 from seglab.commands.train import train
 from seglab.runtime.errors import UserError
 
-from tests.conftest import QUICK, TINY, make_cfg
-from tests.probes import ResumeProbe, momentum_buffers
-from tests.test_presets import PRESETS
+from tests.helpers import PRESETS, QUICK, TINY, make_cfg
+from tests.helpers.probes import ResumeProbe, momentum_buffers
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -78,7 +77,7 @@ def test_resume_restores_step_optimizer_and_schedule(trained_run, tmp_path):
     checkpoint = torch.load(last, map_location="cpu", weights_only=True)
     epochs_done = checkpoint["epoch"] + 1
     cfg = make_cfg(
-        tmp_path, *TINY, f"ckpt_path={last}", f"trainer.max_epochs={epochs_done + 1}", "+callbacks.probe._target_=tests.probes.ResumeProbe"
+        tmp_path, *TINY, f"ckpt_path={last}", f"trainer.max_epochs={epochs_done + 1}", "+callbacks.probe._target_=tests.helpers.probes.ResumeProbe"
     )
     train(cfg)
     seen = ResumeProbe.seen

@@ -11,8 +11,8 @@ from seglab.config.compose import compose_config
 from seglab.data.datasets import VOCSegmentation
 from seglab.runtime.errors import UserError
 
-from tests.conftest import make_cfg
-from tests.dataset_trees import write_voc_tree
+from tests.helpers import make_cfg
+from tests.helpers.dataset_trees import write_voc_tree
 
 PERSON = 15
 

@@ -1,4 +1,4 @@
-"""Callbacks that tests add through the config (``+callbacks.<name>._target_=tests.probes.<Class>``)."""
+"""Callbacks that tests add through the config (``+callbacks.<name>._target_=tests.helpers.probes.<Class>``)."""
 
 from __future__ import annotations
 
