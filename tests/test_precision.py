@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 
 from seglab.commands.train import train
 
-from tests.helpers import TINY, make_cfg
+from tests.helpers import RECORD_VALIDATION, TINY, assert_miou_is_recomputed, make_cfg
 from tests.helpers.probes import COMPILED_GRAPHS, GradientProbe, PrecisionProbe
 
 SMALL = ["data.dataset.image_size=[32,32]", "data.dataset.lengths={train:16,val:4,test:4}", "data.batch_size=4"]
@@ -27,14 +27,14 @@ no_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA 
 def test_mixed_precision_runs_the_network_in_16_bits_and_the_loss_in_float32(precision, accelerator, network_dtype, tmp_path):
     cfg = make_cfg(
         tmp_path, "debug=fdr", *SMALL, f"trainer.precision={precision}", f"trainer.accelerator={accelerator}",
-        "model.channels_last=true", "+callbacks.probe._target_=tests.helpers.probes.PrecisionProbe",
+        "model.channels_last=true", "+callbacks.probe._target_=tests.helpers.probes.PrecisionProbe", RECORD_VALIDATION,
     )  # fmt: skip
     metrics = train(cfg)
     seen = PrecisionProbe.seen
     assert seen["classifier_dtype"] == network_dtype
     assert seen["loss_logits_dtype"] == torch.float32 and seen["loss_autocast"] is False
     assert seen["conv_input_channels_last"] is True
-    assert 0.0 <= metrics["val/mIoU"] <= 1.0
+    assert_miou_is_recomputed(metrics)
 
 
 def test_images_stay_in_the_default_layout_without_channels_last(tmp_path):

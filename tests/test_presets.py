@@ -14,7 +14,7 @@ from torch import nn
 from seglab.commands.train import train
 from seglab.config.compose import CONFIG_DIR, compose_config
 
-from tests.helpers import PRESETS, make_cfg, run_script
+from tests.helpers import PRESETS, assert_one_line_error, make_cfg, run_in_process
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -127,10 +127,8 @@ def test_auxiliary_loss_is_logged_in_training_and_the_checkpoint_evaluates(tmp_p
 
 
 def test_a_backbone_mistake_stops_train_py_with_one_line(tmp_path):
-    result = run_script("train.py", "model.backbone.multi_grid=[1,2,4]", "debug=fdr", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 2
-    assert "error: model.backbone.multi_grid=[1, 2, 4]: the last stage of resnet18 has 2 blocks" in result.stderr
-    assert "Traceback" not in result.stderr
+    result = run_in_process("train.py", "model.backbone.multi_grid=[1,2,4]", "debug=fdr", f"hydra.run.dir={tmp_path}")
+    assert_one_line_error(result, "error: model.backbone.multi_grid=[1, 2, 4]: the last stage of resnet18 has 2 blocks")
 
 
 @pytest.mark.parametrize("preset", PRESETS)
