@@ -19,8 +19,8 @@ from seglab.data.datasets import CityscapesDataset
 from seglab.data.datasets.cityscapes_labels import CLASS_NAMES, LABELS, id_to_train_id_lut
 from seglab.runtime.errors import UserError
 
-from tests.helpers.cityscapes_tree import write_cityscapes_tree
 from tests.helpers import RECORD_VALIDATION, assert_miou_is_recomputed, assert_one_line_error, make_cfg, run_in_process
+from tests.helpers.cityscapes_tree import write_cityscapes_tree
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from seglab.data.datasets.cityscapes_labels import CATEGORIES, CLASS_NAMES, LABE
 from seglab.metrics.cityscapes_pixel import CityscapesSegmentationMetrics
 from seglab.writers.semantic import save_cityscapes
 
-from tests.helpers.cityscapes_tree import write_cityscapes_tree
 from tests.helpers import make_cfg
+from tests.helpers.cityscapes_tree import write_cityscapes_tree
 
 TINY_CITYSCAPES = [
     "data=cityscapes",

@@ -23,8 +23,8 @@ from seglab.data.label_stats import count_labels
 from seglab.losses.class_weights import label_counts_cache_file, resolve_auto_class_weights
 from seglab.runtime.errors import UserError
 
-from tests.helpers.cityscapes_tree import write_cityscapes_tree
 from tests.helpers import assert_one_line_error, make_cfg, run_in_process
+from tests.helpers.cityscapes_tree import write_cityscapes_tree
 
 I = 255  # ignored
 # Two 2x4 training label maps over classes a, b, c, d (d never appears).

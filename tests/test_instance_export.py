@@ -27,8 +27,8 @@ from seglab.runtime.errors import UserError
 from seglab.tasks import InstanceSegmentationModule, PanopticDeepLabModule
 from seglab.writers.instances import coco_results, write_cityscapes_instances
 
-from tests.helpers.cityscapes_tree import write_cityscapes_tree
 from tests.helpers import make_cfg
+from tests.helpers.cityscapes_tree import write_cityscapes_tree
 from tests.helpers.dataset_trees import write_coco_tree
 
 CATEGORIES = {1: "person", 3: "car", 18: "dog"}

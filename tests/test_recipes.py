@@ -16,8 +16,8 @@ from seglab.config.builders import build_datamodule, build_model, build_trainer
 from seglab.config.compose import compose_config
 from seglab.runtime.errors import UserError
 
-from tests.helpers.cityscapes_tree import write_cityscapes_tree
 from tests.helpers import RECORD_VALIDATION, REPO, SMALL_DETECTOR, TINY, assert_miou_is_recomputed, make_cfg
+from tests.helpers.cityscapes_tree import write_cityscapes_tree
 from tests.helpers.dataset_trees import write_ade20k_tree, write_voc_tree
 
 # Every recipe, found by glob: a new conf/experiment/*.yaml is covered without editing this file.

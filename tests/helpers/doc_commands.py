@@ -15,8 +15,9 @@ What a doc writes that is not a literal override follows these rules:
 - Flags (``-m``, ``--help``, ``--cfg job``) are not overrides. With ``-m`` / ``--multirun`` a sweep (``a,b``,
   ``range(...)``) is composed with its first value; without, a sweep is an error, as it is for the command.
 - eval / predict / export hand a training-config key to Hydra with ``++`` and apply it to the checkpoint's config
-  (:mod:`seglab.commands.checkpoint_overrides`): composed the same way, and those keys must also compose with
-  ``train.yaml`` under one of the model presets (the checkpoint's preset is not in the doc).
+  (:mod:`seglab.commands.checkpoint_overrides`): composed the same way; then those keys, with the command line's
+  config-group choices, must also compose with ``train.yaml`` under one of the model presets (the checkpoint's
+  preset is not in the doc).
 - ``python -m seglab.<module>`` (the module paths before ``python -m seglab <command>``) is reported as outdated.
 """
 
