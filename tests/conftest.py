@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.helpers import TINY, TINY_INSTANCES, make_cfg
 
@@ -34,6 +33,8 @@ def panoptic_run(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture
 def one_thread():
     """Tiny tensors gain nothing from threads, and on a busy machine waiting threads cost tenfold."""
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.helpers.probes import ValidationRecorder
-
 RECORD_VALIDATION = "+callbacks.record_validation._target_=tests.helpers.probes.ValidationRecorder"
 
 
 def recomputed_miou(ignore_index: int = 255) -> float:
     """The mIoU of the label maps the last validation epoch predicted (recorded by ``RECORD_VALIDATION``)."""
+    from tests.helpers.probes import ValidationRecorder  # imports Lightning: only where a run was recorded
+
     recorded = ValidationRecorder.last
     assert recorded and recorded["targets"], "no validation batch was recorded: add RECORD_VALIDATION to the run"
     predictions = np.concatenate([p.numpy().ravel() for p in recorded["predictions"]])
