@@ -32,7 +32,7 @@ from pathlib import Path
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from seglab.commands.checkpoint_overrides import defer_to_checkpoint
 from seglab.config.compose import CONFIG_DIR, compose_config
@@ -44,6 +44,7 @@ CHECKPOINT_COMMANDS = ("eval", "predict", "export")
 PLACEHOLDER = "placeholder"
 _SHELL_FENCES = {"", "bash", "sh", "shell", "console"}
 _SEPARATORS = {"&&", "||", ";", "|"}
+_MISSING = object()
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-dir", "-cd"}
 
 
@@ -176,8 +177,11 @@ def _typed_dummies(config: str, overrides: list[str]) -> list[str]:
     return typed
 
 
-def _presets() -> list[str]:
-    return sorted(path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
+@functools.cache
+def _preset_models() -> dict[str, DictConfig]:
+    """The ``model`` node of each model preset's training config (composed once)."""
+    presets = sorted(path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
+    return {preset: compose_config("train", [f"model={preset}"]).model for preset in presets}
 
 
 @functools.cache
@@ -218,14 +222,22 @@ def composition_error(command: DocCommand) -> str | None:
 
 
 def _training_keys_error(training: list[str]) -> str | None:
-    """Training-config overrides of a checkpoint command must apply to some preset's training config."""
-    first = None
-    for preset in ["", *_presets()]:
-        try:
-            compose_config("train", [*([f"model={preset}"] if preset else []), *training])
-            return None
-        except Exception as error:  # noqa: BLE001
-            first = first or str(error).strip().splitlines()[0]
+    """Training-config overrides of a checkpoint command must apply to the training config, under the default
+    preset or, for ``model.*`` keys the default lacks, under a preset that has them."""
+    try:
+        compose_config("train", training)
+        return None
+    except Exception as error:  # noqa: BLE001
+        first = str(error).strip().splitlines()[0]
+    keys = [o.partition("=")[0].lstrip("+~") for o in training]
+    model_keys = [key.removeprefix("model.") for key in keys if key.startswith("model.")]
+    for preset, model in _preset_models().items():
+        if model_keys and all(OmegaConf.select(model, key, default=_MISSING) is not _MISSING for key in model_keys):
+            try:
+                compose_config("train", [f"model={preset}", *training])
+                return None
+            except Exception:  # noqa: BLE001, S112 (the next preset may fit)
+                continue
     return f"{' '.join(training)} fits no model preset's training config: {first}"
 
 
