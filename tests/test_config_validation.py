@@ -19,7 +19,7 @@ from seglab.commands.train import train
 from seglab.config.validation import PRECISIONS, TRAINING_RULES, _compiled, check_config
 from seglab.runtime.errors import UserError
 
-from tests.conftest import make_cfg
+from tests.helpers import make_cfg
 
 COMMAND_RULES = {"train": {}, "eval": EVAL_RULES, "predict": PREDICT_RULES, "export": EXPORT_RULES, "report": REPORT_RULES}
 REQUIRED = {"eval": ["ckpt_path=x.ckpt"], "predict": ["ckpt_path=x.ckpt", "input=x.png"], "export": ["ckpt_path=x.ckpt"]}

@@ -18,7 +18,7 @@ from seglab.metrics.cityscapes_instance import CityscapesInstanceAP
 from seglab.metrics.cityscapes_pixel import CityscapesSegmentationMetrics
 from seglab.metrics.panoptic import PanopticMetrics
 
-from tests.cityscapes_tree import write_cityscapes_tree
+from tests.helpers.cityscapes_tree import write_cityscapes_tree
 
 
 def panoptic_pair(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
