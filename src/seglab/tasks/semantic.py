@@ -125,10 +125,9 @@ class SemanticSegmentationModule(L.LightningModule):
         )  # fmt: skip
         self.val_boundary = boundary_metrics(**boundary)
         self.test_boundary = boundary_metrics(**boundary)
-        # The network's own scores beside the post-processed ones (mIoU and trimap), for the before/after curve.
-        network = dict(boundary, dilation_ratio=None)
-        self.val_network = network_metrics(network) if postprocess is not None else None
-        self.test_network = network_metrics(network) if postprocess is not None else None
+        # The network's own scores beside the post-processed ones, for the before/after comparison.
+        self.val_network = network_metrics(boundary) if postprocess is not None else None
+        self.test_network = network_metrics(boundary) if postprocess is not None else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -204,7 +203,8 @@ class SemanticSegmentationModule(L.LightningModule):
         network = getattr(self, f"{stage}_network")
         for prefix, group in ((f"{stage}/", getattr(self, f"{stage}_boundary")), (f"{stage}/network/", network)):
             for metric in (group or {}).values():
-                self.log_dict({prefix + name: value.float() for name, value in metric_scores(metric).items()})
+                scores = metric_scores(metric, means_only=group is network)
+                self.log_dict({prefix + name: value.float() for name, value in scores.items()})
                 metric.reset()
 
     def on_validation_epoch_end(self) -> None:
@@ -233,14 +233,14 @@ def boundary_metrics(
 
 
 def network_metrics(options: dict[str, Any]) -> nn.ModuleDict:
-    """The network's own mIoU and trimap mIoU, scored beside a post-processed prediction."""
+    """The network's own mIoU and boundary metrics, scored beside a post-processed prediction."""
     metrics = boundary_metrics(**options)
     metrics["confusion"] = SegmentationMetrics(options["num_classes"], options["ignore_index"], options["class_names"])
     return metrics
 
 
-def metric_scores(metric: nn.Module) -> dict[str, torch.Tensor]:
-    """A boundary metric's scores, or a confusion matrix's mIoU alone (the network's, beside a post-processed one)."""
-    if isinstance(metric, SegmentationMetrics):
-        return {"mIoU": metric.named_scores()["mIoU"]}
-    return metric.compute()
+def metric_scores(metric: nn.Module, means_only: bool = False) -> dict[str, torch.Tensor]:
+    """A boundary metric's scores, or a confusion matrix's mIoU; ``means_only`` leaves out the per-class ones
+    (for the network's scores beside a post-processed prediction)."""
+    scores = {"mIoU": metric.named_scores()["mIoU"]} if isinstance(metric, SegmentationMetrics) else metric.compute()
+    return {name: value for name, value in scores.items() if not (means_only and name.startswith("boundary_IoU/"))}
