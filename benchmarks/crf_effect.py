@@ -1,6 +1,6 @@
 """What the dense CRF and the v3+ decoder do to mIoU, trimap mIoU and Boundary IoU: train, then evaluate.
 
-    python benchmarks/crf_effect.py [--out outputs/crf_effect] [--epochs 12] [--cityscapes-epochs 10] [--threads 1]
+    python benchmarks/crf_effect.py [--out outputs/crf_effect] [--epochs 5] [--cityscapes-epochs 10] [--threads 1]
 
 Trains, with train.py as a user would, on the built-in synthetic shapes (64 x 64 images, 512 for training,
 64 for validation; ResNet-18 from random weights, as data=synthetic sets):
@@ -71,7 +71,7 @@ def row(label: str, scores: dict, trimap: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "crf_effect")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--cityscapes-epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()

@@ -74,9 +74,10 @@ def model_input(image: np.ndarray, transforms: Callable | None, device: torch.de
 
 @torch.inference_mode()
 def segment(image: np.ndarray, model: Any, transforms: Callable | None, device: torch.device) -> np.ndarray:
-    """Class indices (HxW uint8) of an HxWx3 uint8 image, with the model's inference mode and input transforms."""
-    logits = model.inference(model.net, model_input(image, transforms, device))
-    return logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
+    """Class indices (HxW uint8) of an HxWx3 uint8 image, with the model's inference mode, post-processing (a
+    dense CRF, if configured) and input transforms."""
+    _, scores = model.class_scores(model_input(image, transforms, device))
+    return scores.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
 
 
 @torch.inference_mode()
