@@ -14,7 +14,8 @@ DeepLab v1's parameters and once with the appearance kernel scaled to the image 
 64 / 500: DeepLab tuned 121 on PASCAL VOC's ~500-pixel images). One eval pass scores the network's own
 prediction too (``network/...``), so each row pair below is the same logits with and without the CRF. Prints
 one table of mIoU, trimap mIoU per band width and Boundary IoU; each eval run dir holds trimap_curve.png.
-A run dir that already holds checkpoints/best.ckpt is not trained again (delete it to retrain).
+A run dir that already holds checkpoints/best.ckpt is not trained again, nor an eval dir with metrics.json
+evaluated again (delete them to rerun).
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def train_once(run_dir: Path, overrides: list[str], threads: int) -> Path:
 
 
 def evaluate(checkpoint: Path, run_dir: Path, overrides: list[str], threads: int) -> dict:
-    run("eval.py", f"ckpt_path={checkpoint}", "postprocess=densecrf", *overrides, f"hydra.run.dir={run_dir}",
-        threads=threads)  # fmt: skip
+    if not (run_dir / "metrics.json").exists():
+        run("eval.py", f"ckpt_path={checkpoint}", "postprocess=densecrf", *overrides, f"hydra.run.dir={run_dir}",
+            threads=threads)  # fmt: skip
     return json.loads((run_dir / "metrics.json").read_text())
 
 
@@ -104,7 +106,7 @@ def main() -> None:
         for variant_index, (variant, crf) in enumerate(CRF_VARIANTS.items()):
             scores = evaluate(checkpoint, out / f"eval{index}_{variant_index}", crf, args.threads)
             if variant_index == 0:
-                network = {"mIoU": scores["network"]["mIoU"]}
+                network = {name: scores["network"][name] for name in ("mIoU", "boundary_mIoU")}
                 network_trimap = {w: scores["network"][f"trimap_mIoU/{w}"] for w in WIDTHS}
                 lines.append(row(f"{name}, no CRF", network, network_trimap))
             lines.append(row(f"{name}, {variant}", scores, scores["trimap_mIoU"]))
