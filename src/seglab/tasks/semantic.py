@@ -33,8 +33,9 @@ class SemanticSegmentationModule(L.LightningModule):
     and ``IoU_category/<category>`` (:mod:`seglab.metrics.cityscapes_pixel`). Boundary metrics
     (:mod:`seglab.metrics.boundary`): ``<stage>/trimap_mIoU/<w>`` per band width, ``<stage>/boundary_mIoU`` and
     ``<stage>/boundary_IoU/<class name>``. With a ``postprocess`` the scores are those of the post-processed
-    prediction, and ``<stage>/network/mIoU`` and ``<stage>/network/trimap_mIoU/<w>`` those of the network's own
-    (the same pass scores both); the loss is always the network's.
+    prediction, and ``<stage>/network/mIoU``, ``<stage>/network/trimap_mIoU/<w>`` and
+    ``<stage>/network/boundary_mIoU`` those of the network's own (the same pass scores both); the loss is always
+    the network's.
 
     Args:
         backbone: encoder module (see :func:`seglab.models.build_backbone`).
@@ -170,9 +171,11 @@ class SemanticSegmentationModule(L.LightningModule):
         target = batch["mask"].long()
         logits, scores = self.class_scores(self.images(batch))
         if logits.shape[-2:] != target.shape[-2:]:  # score at the label's resolution
-            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-            if scores is not logits:
-                scores = F.interpolate(scores, size=target.shape[-2:], mode="bilinear", align_corners=False)
+            size = target.shape[-2:]
+            if self.postprocess is not None:  # the post-processed probabilities
+                scores = F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+            scores = logits if self.postprocess is None else scores
         self.log(f"{stage}/loss", self.compute_loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
         preds = scores.argmax(dim=1)
         metrics = getattr(self, f"{stage}_metrics")
@@ -184,8 +187,9 @@ class SemanticSegmentationModule(L.LightningModule):
             metric.update(preds, target)
         network = getattr(self, f"{stage}_network")
         if network is not None:
+            network_preds = logits.argmax(dim=1)
             for metric in network.values():
-                metric.update(logits.argmax(dim=1), target)
+                metric.update(network_preds, target)
         return {"masks": {"prediction": preds}}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
