@@ -41,16 +41,20 @@ def trimap_curve_image(curves: Mapping[str, Mapping[int, float]], title: str = "
     figure = Figure(figsize=(6.4, 4.2), dpi=100)
     axes = figure.add_subplot()
     widths = sorted({width for curve in curves.values() for width in curve})
+    lines = {label: [(w, v) for w, v in sorted(curve.items()) if not math.isnan(v)] for label, curve in curves.items()}
+    top: dict[int, float] = {}
+    for points in lines.values():
+        for w, v in points:
+            top[w] = max(top.get(w, v), v)
     values = []
-    for index, (label, curve) in enumerate(curves.items()):
-        points = [(w, v) for w, v in sorted(curve.items()) if not math.isnan(v)]
+    for label, points in lines.items():
         if not points:
             continue
         x, y = zip(*points)
         values += y
         (line,) = axes.plot(x, y, marker="o", label=label)
-        offset = (0, 7) if index % 2 == 0 else (0, -13)  # two lines' labels above and below, apart
-        for w, v in points:
+        for w, v in points:  # the top line's values above it, the others' below theirs
+            offset = (0, 7) if v >= top[w] else (0, -13)
             axes.annotate(f"{v:.3f}", (w, v), textcoords="offset points", xytext=offset, ha="center", fontsize=7,
                           color=line.get_color())  # fmt: skip
     axes.set_xscale("symlog", linthresh=2)  # the narrow bands, where the curves differ most, get room
@@ -63,7 +67,7 @@ def trimap_curve_image(curves: Mapping[str, Mapping[int, float]], title: str = "
         axes.set_ylim(max(0.0, low - margin), min(1.0, high + margin))
     axes.grid(alpha=0.3)
     if curves:
-        axes.legend(loc="lower right")
+        axes.legend(loc="best")
     axes.set_title(title or "Trimap mIoU", fontsize=10)
     figure.tight_layout()
     canvas = FigureCanvasAgg(figure)
