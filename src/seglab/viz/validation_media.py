@@ -33,9 +33,9 @@ TABLE_COLUMNS = ["class", "IoU", "Acc", "GT pixels", "predicted pixels"]
 
 
 class ValidationMedia(L.Callback):
-    """Logs ``val/per_class`` (table), ``val/confusion_matrix`` and ``val/trimap_curve`` (images) and ``val/samples`` (images with
-    ``ground_truth`` and ``prediction`` masks; instance models also ``val/instances/<k>``) to every logger that
-    shows media, once per validation.
+    """Logs ``val/per_class`` (table), ``val/confusion_matrix`` and ``val/trimap_curve`` (images) and
+    ``val/samples`` (images with ``ground_truth`` and ``prediction`` masks; instance models also
+    ``val/instances/<k>``) to every logger that shows media, once per validation.
 
     Args:
         num_images: how many validation images to show (0: none).
@@ -88,7 +88,7 @@ class ValidationMedia(L.Callback):
         if trainer.sanity_checking or not self.sinks:
             return
         confmat = self._confusion_matrix(pl_module)  # every process takes part in the sum
-        curves = self._trimap_curves(pl_module)
+        curves = self._trimap_curves(pl_module) if self.trimap_curve else {}  # synced too
         if not trainer.is_global_zero:
             return
         step = trainer.global_step
@@ -101,7 +101,7 @@ class ValidationMedia(L.Callback):
             picture = confusion_matrix_image(confmat.numpy(), names)
             for sink in self.sinks:
                 sink.log_image("val/confusion_matrix", picture, step)
-        if curves and self.trimap_curve:
+        if curves:
             picture = trimap_curve_image(curves, f"trimap mIoU, step {step}")
             for sink in self.sinks:
                 sink.log_image("val/trimap_curve", picture, step)
