@@ -1,7 +1,7 @@
 """Boundary metrics for semantic segmentation: trimap mIoU (DeepLab v1/v2) and Boundary IoU (Cheng et al., 2021).
 
 Both count pixels over the whole split (never an average of per-image scores) and are summed across processes
-under DDP, like :class:`seglab.metrics.SegmentationMetrics`. Both find boundaries with max-pooling on the device.
+under DDP, like :class:`seglab.metrics.SegmentationMetrics`. Both find boundaries with sliding maxima on the device.
 
 **Near a label change.** A pixel ``p`` is *within r pixels of a label change* when some pixel ``q`` with
 ``max(|p_x - q_x|, |p_y - q_y|) <= r`` (a ``(2r + 1) x (2r + 1)`` square around ``p``) has a different label.
@@ -189,7 +189,7 @@ def _label_changes(labels: torch.Tensor, border_is_change: bool) -> torch.Tensor
 
     A pixel is within ``r >= 1`` pixels of a label change exactly when one of these is within ``r - 1`` of it (on
     the way to the differing pixel the label changes between two neighbours, the first of which is one), so every
-    band is this map grown by max-pooling: one pooled plane instead of a max and a min plane per band."""
+    band is this map grown by a sliding max: one plane instead of a max and a min plane per band."""
     planes = labels[:, None].float()  # labels up to 2^24 are exact in float32
     if border_is_change:  # -1, a value no label has; the pooling's own padding never wins, so it is "no pixel"
         planes = F.pad(planes, (1, 1, 1, 1), value=-1.0)
