@@ -215,7 +215,7 @@ def test_train_refuses_bad_values_before_building_anything(tmp_path, monkeypatch
 
 # Presets and commands that between them hold every key the rules name.
 COMPOSED = [("train", ()), ("train", ("experiment=panoptic_deeplab",)), ("train", ("model=maskrcnn",)),
-            ("train", ("model=deeplabv1",)), ("train", ("model=pspnet",)),
+            ("train", ("model=deeplabv1", "postprocess=densecrf")), ("train", ("model=pspnet",)),
             ("train", ("model=deeplabv3", "loss=ce_dice", "+loss@loss.terms.focal=focal", "+loss@loss.terms.ohem=ohem_ce",
                        "+loss@loss.terms.tversky=tversky", "+loss@loss.terms.lovasz=lovasz")),
             ("train", ("loss=ohem_ce",)), ("train", ("loss=tversky", "callbacks=ema", "logger=many")),

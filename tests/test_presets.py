@@ -4,7 +4,6 @@ matches torchvision layer for layer, and the auxiliary head's loss is logged dur
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from seglab.commands.train import train
-from seglab.config.compose import CONFIG_DIR, compose_config
+from seglab.config.compose import compose_config
 
 from tests.helpers import PRESETS, assert_one_line_error, make_cfg, run_in_process
 

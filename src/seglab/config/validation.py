@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any, Iterator, Mapping
+from typing import Iterator, Mapping
 
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.accelerators import AcceleratorRegistry
@@ -29,6 +29,8 @@ from seglab.config.compose import group_options
 from seglab.config.value_rules import (
     FLAG, MAPPING, PATH, Rule, exactly, integer, number, one_of, optional, pair, sequence, show,
 )
+from seglab.inference.crf import METHODS as CRF_METHODS
+from seglab.inference.crf import NORMALIZATIONS as CRF_NORMALIZATIONS
 from seglab.losses.balancing import METHODS as CLASS_WEIGHT_METHODS
 from seglab.runtime.errors import UserError, user_error_cause
 
@@ -123,6 +125,16 @@ TRAINING_RULES: dict[str, Rule] = {
     "scheduler.min_lr": number(0),
     "scheduler.warmup_steps": integer(0),
     "scheduler.warmup_ratio": PROBABILITY,
+    # Boundary metrics and the dense CRF (the postprocess group).
+    "metrics.trimap_widths": sequence(integer(1)) | exactly([], "none"),
+    "metrics.boundary_dilation_ratio": optional(number(above=0, below=1)),
+    "postprocess.iterations": integer(1),
+    "postprocess.w1": number(0),
+    "postprocess.w2": number(0),
+    "postprocess.theta_*": number(above=0),
+    "postprocess.normalization": one_of(*CRF_NORMALIZATIONS),
+    "postprocess.method": one_of(*CRF_METHODS),
+    "postprocess.exact_max_pixels": integer(0),
     # Model (decoder keys also for Panoptic-DeepLab's instance_decoder).
     "model.num_classes": integer(1),
     "model.backbone_lr_mult": number(0),
