@@ -28,7 +28,7 @@ from seglab.tracking.metrics_file import format_metrics_table
 from seglab.viz.trimap_curve import curve_prefixes, trimap_curve_image, trimap_curves
 from seglab.viz.validation_media import ValidationMedia
 
-from tests.conftest import QUICK, make_cfg
+from tests.helpers import QUICK, make_cfg
 
 SEMANTIC_PRESETS = sorted(
     p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml") if p.stem not in ("maskrcnn", "panoptic_deeplab")
