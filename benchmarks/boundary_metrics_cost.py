@@ -5,7 +5,7 @@
 Two cases, both with the default metrics options (trimap widths 1, 2, 5, 10, 20, 40 and Boundary IoU at 0.02 of
 the diagonal):
 
-- the default run (``python train.py``: DeepLabV3+ / ResNet-18 on the synthetic shapes), one validation batch of
+- the first run (``python train.py experiment=quickstart``: DeepLabV3+ / ResNet-18 on the synthetic shapes), one validation batch of
   32 images of 64 x 64: the network's whole-image forward pass, the confusion matrix, the two boundary metrics,
   and the whole validation step with and without them;
 - one Cityscapes-sized label map (1024 x 2048, 19 classes, a prediction with errors): the metrics alone (the
@@ -61,7 +61,7 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"{torch.get_num_threads()} torch thread(s), load average {os.getloadavg()[0]:.1f}; median CPU s")  # fmt: skip
 
-    cfg = compose_config("train", [])
+    cfg = compose_config("train", ["experiment=quickstart"])
     datamodule = build_datamodule(cfg)
     datamodule.setup("validate")
     model = build_model(cfg, datamodule).eval()
@@ -70,11 +70,11 @@ def main() -> None:
     with torch.no_grad():
         forward = cpu_seconds(lambda: model.inference(model.net, images), args.repeats)
         preds = model.inference(model.net, images).argmax(1)
-    print(f"default run, one validation batch {tuple(images.shape)}:")
+    print(f"first run (experiment=quickstart), one validation batch {tuple(images.shape)}:")
     print(f"  {'network forward (whole image)':<28} {forward:8.4f}")
     for name, seconds in metric_costs(preds, target, 5, args.repeats).items():
         print(f"  {name:<28} {seconds:8.4f}  ({100 * seconds / forward:.1f} % of the forward pass)")
-    off = compose_config("train", ["metrics.trimap_widths=[]", "metrics.boundary_dilation_ratio=null"])
+    off = compose_config("train", ["experiment=quickstart", "metrics.trimap_widths=[]", "metrics.boundary_dilation_ratio=null"])
     steps = {"with boundary metrics": model, "without (metrics.trimap_widths=[] ...=null)": build_model(off, datamodule).eval()}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # self.log outside a Trainer

@@ -3,12 +3,12 @@
     python benchmarks/crf_effect.py [--out outputs/crf_effect] [--epochs 5] [--cityscapes-epochs 10] [--threads 1]
 
 Trains, with train.py as a user would, on the built-in synthetic shapes (64 x 64 images, 512 for training,
-64 for validation; ResNet-18 from random weights, as data=synthetic sets):
+64 for validation; ResNet-18 from random weights, model/backbone=resnet18):
 
 - DeepLab v1 LargeFOV at output stride 8 (model=deeplabv1),
 - DeepLabV3 (model=deeplabv3) and DeepLabV3+ (model=deeplabv3plus), both at output stride 16,
 
-and DeepLab v1 on the Cityscapes-format tree the tests generate (tests/cityscapes_tree.py: 64 x 128 images).
+and DeepLab v1 on the Cityscapes-format tree the tests generate (tests/helpers/cityscapes_tree.py: 64 x 128 images).
 Each best checkpoint is then scored with eval.py on the validation split, once with postprocess=densecrf at
 DeepLab v1's parameters and once with the appearance kernel scaled to the image (theta_alpha=16, i.e. 121 x
 64 / 500: DeepLab tuned 121 on PASCAL VOC's ~500-pixel images). One eval pass scores the network's own
@@ -79,19 +79,18 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out.resolve()
     sys.path.insert(0, str(REPO))
-    from tests.cityscapes_tree import write_cityscapes_tree
+    from tests.helpers.cityscapes_tree import write_cityscapes_tree
 
     cityscapes_root = out / "cityscapes_tree"
     if not cityscapes_root.exists():
         write_cityscapes_tree(cityscapes_root, per_city=8)
-    common = ["trainer.accelerator=cpu", "data.num_workers=0"]
+    common = ["trainer.accelerator=cpu", "data.num_workers=0", "model/backbone=resnet18"]
     runs = {
         "synthetic, DeepLab v1 LargeFOV (OS 8)": ["model=deeplabv1", f"trainer.max_epochs={args.epochs}"],
         "synthetic, DeepLabV3 (OS 16)": ["model=deeplabv3", f"trainer.max_epochs={args.epochs}"],
         "synthetic, DeepLabV3+ (OS 16)": ["model=deeplabv3plus", f"trainer.max_epochs={args.epochs}"],
         "Cityscapes tree, DeepLab v1 LargeFOV (OS 8)": [
-            "model=deeplabv1", "data=cityscapes", f"data.root={cityscapes_root}", "model/backbone=resnet18",
-            "model.backbone.weights=null", "data.crop_size=[32,64]", "data.batch_size=4",
+            "model=deeplabv1", "data=cityscapes", f"data.root={cityscapes_root}", "model.backbone.weights=null", "data.crop_size=[32,64]", "data.batch_size=4",
             f"trainer.max_epochs={args.cityscapes_epochs}",
         ],
     }  # fmt: skip
