@@ -2,7 +2,7 @@
 
     python benchmarks/step_time.py [--sizes 64 128 256] [--batches 2 4 8] [--repeats 3] [overrides ...]
 
-The network, loss and optimizer of ``python train.py <overrides>`` (default: DeepLabV3+ / ResNet-18, SGD, float32)
+The network, loss and optimizer of ``python train.py <overrides>`` (e.g. ``experiment=quickstart``: DeepLabV3+ / ResNet-18, SGD, float32)
 take plain PyTorch training steps (forward, float32 loss, backward, optimizer step; see train_overhead.py) on random
 square images; each cell is the median of ``repeats`` steps after one warm-up step, in milliseconds.
 """

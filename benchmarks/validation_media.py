@@ -44,7 +44,7 @@ def main() -> None:
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 64
     os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true")
     cfg = compose_config(
-        "train", [f"data.dataset.image_size=[{size},{size}]", f"data.dataset.lengths={{train: 8, val: {count}, test: 8}}"]
+        "train", ["experiment=quickstart", f"data.dataset.image_size=[{size},{size}]", f"data.dataset.lengths={{train: 8, val: {count}, test: 8}}"]
     )
     datamodule = instantiate(cfg.data, _convert_="partial")
     datamodule.setup("validate")
