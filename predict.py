@@ -1,13 +1,6 @@
-"""Segment images with a checkpoint: ``python predict.py ckpt_path=<ckpt> input=<images> output_dir=<dir>`` (see README)."""
+"""Segment images with a checkpoint: ``python predict.py ckpt_path=<ckpt> input=<images>`` (``python -m seglab predict``)."""
 
-from seglab.commands.checkpoint_overrides import checkpoint_command
-from seglab.commands.predict import PREDICT_ONLY_KEYS, predict
-
-
-@checkpoint_command("predict", PREDICT_ONLY_KEYS)
-def main(cfg) -> None:
-    predict(cfg)
-
+from seglab.commands.entry import predict_main
 
 if __name__ == "__main__":
-    main()
+    predict_main()

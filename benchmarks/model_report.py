@@ -3,7 +3,7 @@
     python benchmarks/model_report.py [--height 512 --width 1024]
 
 Each preset is built as for Cityscapes (19 classes, the preset's backbone and output stride, random weights)
-and measured by the same code as ``python -m seglab.commands.report`` (FLOPs counted on the meta device: 2 per
+and measured by the same code as ``python -m seglab report`` (FLOPs counted on the meta device: 2 per
 multiply-add).
 """
 

@@ -12,9 +12,9 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-import seglab.commands.checkpoint_overrides as checkpoint_overrides
+import seglab.commands.entry as checkpoint_overrides
 from seglab.checkpointing.restore import load_trained_model, training_config
-from seglab.commands.checkpoint_overrides import as_typed, defer_to_checkpoint
+from seglab.commands.entry import as_typed, defer_to_checkpoint
 from seglab.commands.evaluate import EVAL_ONLY_KEYS, evaluate
 from seglab.commands.export import EXPORT_ONLY_KEYS
 from seglab.commands.predict import PREDICT_ONLY_KEYS
@@ -134,9 +134,9 @@ def test_eval_overrides_a_key_of_the_checkpoints_preset_without_plus(panoptic_ru
 
 
 def test_a_key_in_neither_config_is_one_clear_error(panoptic_run, tmp_path):
-    """Through python -m seglab.commands.export (which shares eval.py's handling of the command line): one line, exit 2."""
+    """Through python -m seglab export (which shares eval.py's handling of the command line): one line, exit 2."""
     checkpoint = panoptic_run[0] / "checkpoints" / "best.ckpt"
-    command = [sys.executable, "-m", "seglab.commands.export", f"ckpt_path={checkpoint}", "model.center_treshold=0.0", f"hydra.run.dir={tmp_path}"]
+    command = [sys.executable, "-m", "seglab", "export", f"ckpt_path={checkpoint}", "model.center_treshold=0.0", f"hydra.run.dir={tmp_path}"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()

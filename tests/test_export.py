@@ -51,7 +51,7 @@ def test_onnx_export_gives_pytorchs_logits_at_any_size(trained_run, reference, t
 
 def test_export_command_writes_torchscript_with_pytorchs_logits_at_any_size(trained_run, reference, tmp_path):
     output = tmp_path / "deploy" / "seg.pt"
-    command = [sys.executable, "-m", "seglab.commands.export", f"ckpt_path={trained_run[0] / 'checkpoints' / 'best.ckpt'}"]
+    command = [sys.executable, "-m", "seglab", "export", f"ckpt_path={trained_run[0] / 'checkpoints' / 'best.ckpt'}"]
     command += ["format=torchscript", f"output={output}", f"hydra.run.dir={tmp_path / 'run'}"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

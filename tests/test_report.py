@@ -1,4 +1,4 @@
-"""``python -m seglab.commands.report``: parameters, GFLOPs, output stride, fields of view and the measured ERF."""
+"""``python -m seglab report``: parameters, GFLOPs, output stride, fields of view and the measured ERF."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_report_command_prints_the_table_and_saves_the_heat_map(tmp_path):
     png = tmp_path / "erf.png"
     args = ["model=deeplabv3", "model/backbone=resnet18", "input_size=[64,96]", f"erf_png={png}", f"hydra.run.dir={tmp_path}"]
     result = subprocess.run(
-        [sys.executable, "-m", "seglab.commands.report", *args],
+        [sys.executable, "-m", "seglab", "report", *args],
         cwd=REPO,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
         capture_output=True,

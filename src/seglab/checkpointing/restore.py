@@ -1,8 +1,8 @@
-"""Rebuilding a trained model from its checkpoint alone (eval.py, predict.py, ``python -m seglab.commands.export``).
+"""Rebuilding a trained model from its checkpoint alone (eval.py, predict.py, ``python -m seglab export``).
 
 :class:`~seglab.checkpointing.config_snapshot.ConfigSnapshot` stores the training run's config and overrides in every checkpoint;
 the training config is composed again from those overrides, then the command's own overrides on top (as typed,
-see :mod:`seglab.commands.checkpoint_overrides`): any key of the checkpoint's preset can be set. The network itself is the
+see :mod:`seglab.commands.entry`): any key of the checkpoint's preset can be set. The network itself is the
 checkpoint's: re-choosing the model preset, backbone or experiment is refused (it would also reset the training
 run's model options), and an override that changes the network's shape is one clear error. Files are read through
 :func:`seglab.checkpointing.io.load_checkpoint`, which runs no code from them unless ``trusted=true``.
@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab.checkpointing.config_snapshot import CHECKPOINT_KEY
 from seglab.checkpointing.io import load_checkpoint
-from seglab.commands.checkpoint_overrides import as_typed
+from seglab.commands.entry import as_typed
 from seglab.config.builders import build_datamodule, build_model
 from seglab.config.compose import compose_config, merge_overrides, override_key, quote_override_value
 from seglab.config.preflight import check_checkpoint_fits, check_weights_fit
@@ -107,7 +107,7 @@ def training_config(
 def save_rebuilt_config(train_cfg: DictConfig, run_dir: Path) -> Path:
     """Write the config that rebuilt the model (the checkpoint's, with the command's overrides) as
     ``<run_dir>/resolved_config.yaml``, secrets masked; the command's own ``.hydra/config.yaml`` shows the default
-    presets instead (see :mod:`seglab.commands.checkpoint_overrides`)."""
+    presets instead (see :mod:`seglab.commands.entry`)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / REBUILT_CONFIG
     path.write_text(OmegaConf.to_yaml(redact(OmegaConf.to_container(train_cfg, resolve=True))))

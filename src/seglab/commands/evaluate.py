@@ -7,31 +7,25 @@ import math
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 from omegaconf import DictConfig
 
 from seglab.checkpointing.restore import read_checkpoint, save_rebuilt_config, training_config
 from seglab.config.builders import build_model, build_trainer
-from seglab.config.compose import run_overrides
+from seglab.config.compose import command_keys, run_overrides
 from seglab.config.preflight import check_weights_fit, preflight
 from seglab.config.validation import check_config, inference_modes
 from seglab.config.value_rules import PATH, one_of, optional
-from seglab.data.transforms import find_normalize
 from seglab.runtime.distributed import is_rank_zero, prepare_process, release_ddp_children
-from seglab.runtime.errors import UserError
 from seglab.runtime.out_of_memory import explain_out_of_memory
 from seglab.runtime.write_targets import RUN_DIR_FIX, check_writable_dir, explain_write_failures
-from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
 from seglab.tracking.metrics_file import format_metrics_table, write_json
-from seglab.writers.instance_prediction_writer import InstancePredictionWriter
 from seglab.writers.instances import INSTANCE_EXPORT_FORMATS
-from seglab.writers.prediction_writer import PredictionWriter
 from seglab.writers.semantic import EXPORT_FORMATS
 
 log = logging.getLogger(__name__)
 
-# Keys of the eval command that are not part of the training config.
-EVAL_ONLY_KEYS = ("ckpt_path", "eval", "export", "task_name")
+# Keys of the eval command that are not part of the training config (the keys conf/eval.yaml sets itself).
+EVAL_ONLY_KEYS = command_keys("eval")
 EVAL_RULES = {
     "eval.split": one_of("val", "test"),
     "eval.mode": inference_modes(),
@@ -62,8 +56,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("validate" if split == "val" else "test")
     model = build_model(train_cfg, datamodule)
     check_weights_fit(model, read_checkpoint(ckpt_path, cfg.trusted)["state_dict"], ckpt_path)
-    check_inference_mode(model, "eval.mode", mode)
-    callbacks = [] if export_format is None else [prediction_writer(export_format, Path(cfg.export.dir), datamodule, model)]
+    model.check_inference_mode("eval.mode", mode)
+    callbacks = [] if export_format is None else [model.prediction_writer(export_format, Path(cfg.export.dir), datamodule)]
     trainer = build_trainer(train_cfg, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
     run = trainer.validate if split == "val" else trainer.test
     with explain_out_of_memory(train_cfg, training=False), explain_write_failures(written_into):
@@ -88,6 +82,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+def run(cfg: DictConfig) -> None:
+    """``python eval.py`` / ``seglab-eval``: :func:`evaluate`."""
+    evaluate(cfg)
+
+
 def has_labels(logged: dict[str, float], split: str) -> bool:
     """Whether the split had labels: the pixel accuracy (semantic scores) or else the mask AP is a number."""
     key = f"{split}/aAcc" if f"{split}/aAcc" in logged else f"{split}/mAP"
@@ -108,23 +107,3 @@ def metrics_by_name(logged: dict[str, float], split: str) -> dict[str, Any]:
         else:
             metrics[name] = value
     return metrics
-
-
-def prediction_writer(export_format: str, out_dir: Path, datamodule, model: L.LightningModule) -> L.Callback:
-    """The callback writing the predictions in ``export_format``: the instance formats for instance models, the
-    class-map formats for semantic ones; ``color`` needs the input normalisation to show the images again."""
-    if isinstance(model, InstanceSegmentationModule):
-        if export_format not in INSTANCE_EXPORT_FORMATS:
-            raise UserError(
-                f"export.format={export_format!r} is not an instance prediction format; use one of {list(INSTANCE_EXPORT_FORMATS)}"
-            )
-        return InstancePredictionWriter(export_format, out_dir)
-    if export_format not in EXPORT_FORMATS:
-        raise UserError(f"export.format={export_format!r} is not a prediction format; use one of {list(EXPORT_FORMATS)}")
-    normalize = find_normalize(datamodule.val_transforms)
-    if export_format == "color" and normalize is None:
-        raise UserError(
-            "export.format=color overlays the predictions on the images, but data.val_transforms has no "
-            "seglab.data.transforms.Normalize to undo; use export.format=png"
-        )
-    return PredictionWriter(export_format, out_dir, datamodule.palette, normalize)

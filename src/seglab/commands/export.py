@@ -1,4 +1,4 @@
-"""Model export: ``python -m seglab.commands.export ckpt_path=<ckpt> format=onnx|torchscript [output=<file>]``.
+"""Model export: ``python -m seglab export ckpt_path=<ckpt> format=onnx|torchscript [output=<file>]``.
 
 The exported model has the input normalisation built in: it takes float32 RGB images ``(N, 3, H, W)`` with
 values in 0..255 and returns logits ``(N, num_classes, H, W)``, with batch, height and width dynamic. It runs
@@ -18,20 +18,18 @@ from omegaconf import DictConfig
 from torch import nn
 
 from seglab.checkpointing.restore import load_trained_model, save_rebuilt_config, training_config
-from seglab.commands.checkpoint_overrides import checkpoint_command
-from seglab.config.compose import run_overrides
+from seglab.config.compose import command_keys, run_overrides
 from seglab.config.validation import check_config
 from seglab.config.value_rules import PATH, integer, number, one_of, optional
 from seglab.data.transforms import find_normalize
 from seglab.runtime.errors import UserError
 from seglab.runtime.extras import require_extra
 from seglab.runtime.write_targets import check_room, check_writable_dir, explain_write_failures, state_size
-from seglab.tasks.instance import InstanceSegmentationModule
 
 log = logging.getLogger(__name__)
 
-# Keys of the export command that are not part of the training config.
-EXPORT_ONLY_KEYS = ("ckpt_path", "format", "output", "opset", "atol", "task_name")
+# Keys of the export command that are not part of the training config (the keys conf/export.yaml sets itself).
+EXPORT_ONLY_KEYS = command_keys("export")
 MODEL_FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 EXPORT_RULES = {
     "format": one_of(*MODEL_FORMATS),
@@ -123,7 +121,7 @@ def export_model(cfg: DictConfig) -> Path:
     train_cfg = training_config(ckpt_path, run_overrides(), EXPORT_ONLY_KEYS, trusted=cfg.trusted)
     save_rebuilt_config(train_cfg, Path(cfg.paths.output_dir))
     datamodule, module = load_trained_model(ckpt_path, train_cfg)
-    if isinstance(module, InstanceSegmentationModule):
+    if not module.exportable:
         raise UserError(f"{ckpt_path} holds an instance model; model export covers the semantic models (logits out)")
     normalize = find_normalize(datamodule.val_transforms)
     if normalize is None:
@@ -147,10 +145,6 @@ def export_model(cfg: DictConfig) -> Path:
     return path
 
 
-@checkpoint_command("export", EXPORT_ONLY_KEYS)
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
+    """``python -m seglab export`` / ``seglab-export``: :func:`export_model`."""
     export_model(cfg)
-
-
-if __name__ == "__main__":
-    main()

@@ -6,32 +6,24 @@ from __future__ import annotations
 import glob
 import logging
 from pathlib import Path
-from typing import Any, Callable
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
-from PIL import Image
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from seglab.checkpointing.restore import load_trained_model, save_rebuilt_config, training_config
-from seglab.config.compose import run_overrides
+from seglab.config.compose import command_keys, run_overrides
 from seglab.config.validation import DEVICE, PROBABILITY, check_config, inference_modes
 from seglab.config.value_rules import PATH
-from seglab.data.io import image_tensor, read_image
+from seglab.data.io import read_image
 from seglab.runtime.errors import UserError
 from seglab.runtime.write_targets import check_writable_dir, explain_write_failures
-from seglab.tasks.instance import InstanceSegmentationModule, check_inference_mode
-from seglab.tracking.metrics_file import write_json
-from seglab.viz.instances import draw_instances
-from seglab.writers.instances import encode_masks
-from seglab.writers.semantic import save_classes, save_color
 
 log = logging.getLogger(__name__)
 
-# Keys of the predict command that are not part of the training config.
-PREDICT_ONLY_KEYS = ("ckpt_path", "input", "output_dir", "predict", "task_name")
+# Keys of the predict command that are not part of the training config (the keys conf/predict.yaml sets itself).
+PREDICT_ONLY_KEYS = command_keys("predict")
 PREDICT_RULES = {
     "input": PATH,
     "output_dir": PATH,
@@ -64,41 +56,6 @@ def find_inputs(pattern: str) -> list[Path]:
     return images
 
 
-def model_input(image: np.ndarray, transforms: Callable | None, device: torch.device) -> torch.Tensor:
-    """An HxWx3 uint8 image as the model's input batch (1x3xHxW) after the data's input transforms."""
-    sample = {"image": image_tensor(image)}
-    if transforms is not None:
-        sample = transforms(sample)
-    return sample["image"].unsqueeze(0).to(device)
-
-
-@torch.inference_mode()
-def segment(image: np.ndarray, model: Any, transforms: Callable | None, device: torch.device) -> np.ndarray:
-    """Class indices (HxW uint8) of an HxWx3 uint8 image, with the model's inference mode and input transforms."""
-    logits = model.inference(model.net, model_input(image, transforms, device))
-    return logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
-
-
-@torch.inference_mode()
-def find_instances(image: np.ndarray, model: InstanceSegmentationModule, transforms: Callable | None, device: torch.device) -> dict[str, torch.Tensor]:
-    """An instance model's prediction for an HxWx3 uint8 image (``masks``, ``labels``, ``scores``, on the CPU)."""
-    return {key: value.cpu() for key, value in model(model_input(image, transforms, device))[0].items()}
-
-
-def write_instances(prediction: dict[str, torch.Tensor], image: np.ndarray, class_names: list[str], out_dir: Path, stem: str) -> list[Path]:
-    """``<stem>_instances.png`` (each instance in its own colour, captioned ``<class> <score>``) and
-    ``<stem>_instances.json`` (per instance: ``class``, ``class_id``, ``score`` and the mask as COCO RLE)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    picture = out_dir / f"{stem}_instances.png"
-    Image.fromarray(draw_instances(image, prediction, class_names)).save(picture)
-    labels, scores = prediction["labels"].tolist(), prediction["scores"].tolist()
-    found = [
-        {"class": class_names[label], "class_id": label, "score": score, "segmentation": rle}
-        for label, score, rle in zip(labels, scores, encode_masks(prediction["masks"]))
-    ]
-    return [picture, write_json({"instances": found}, out_dir / f"{stem}_instances.json")]
-
-
 def choose_device(name: str) -> torch.device:
     """``auto`` (a GPU when there is one) or a torch device name such as ``cpu`` or ``cuda:1``."""
     if name == "auto":
@@ -111,7 +68,7 @@ def choose_device(name: str) -> torch.device:
 
 def predict(cfg: DictConfig) -> list[Path]:
     """Write ``<stem>_mask.png`` and ``<stem>_color.png`` for every input image (instance models:
-    ``<stem>_instances.png`` and ``<stem>_instances.json``, see :func:`write_instances`); return the files written.
+    ``<stem>_instances.png`` and ``<stem>_instances.json``): the task's ``write_image_prediction``; return the files written.
 
     Every readable image is segmented; unreadable ones are reported by name, and a :class:`UserError` listing
     them is raised at the end (so the exit code says whether any failed).
@@ -125,7 +82,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     )
     save_rebuilt_config(train_cfg, Path(cfg.paths.output_dir))
     datamodule, model = load_trained_model(ckpt_path, train_cfg)
-    check_inference_mode(model, "predict.mode", cfg.predict.mode)
+    model.check_inference_mode("predict.mode", cfg.predict.mode)
     device = choose_device(cfg.predict.device)
     model.to(device)
 
@@ -139,14 +96,10 @@ def predict(cfg: DictConfig) -> list[Path]:
                 log.error("%s", err)
                 failed.append(path)
                 continue
-            if isinstance(model, InstanceSegmentationModule):
-                prediction = find_instances(image, model, datamodule.val_transforms, device)
-                written += write_instances(prediction, image, model.class_names, out_dir, path.stem)
-                continue
-            classes = segment(image, model, datamodule.val_transforms, device)
-            written.append(save_classes(classes, out_dir / f"{path.stem}_mask.png"))
-            color = out_dir / f"{path.stem}_color.png"
-            written.append(save_color(classes, image, datamodule.palette, color, cfg.predict.overlay_alpha))
+            written += model.write_image_prediction(
+                image, datamodule.val_transforms, out_dir, path.stem, palette=datamodule.palette,
+                overlay_alpha=cfg.predict.overlay_alpha,
+            )
     log.info("Segmented %d of %d images into %s", len(inputs) - len(failed), len(inputs), out_dir)
     if failed:
         raise UserError(
@@ -155,3 +108,8 @@ def predict(cfg: DictConfig) -> list[Path]:
             + f" (the others were written to {out_dir})"
         )
     return written
+
+
+def run(cfg: DictConfig) -> None:
+    """``python predict.py`` / ``seglab-predict``: :func:`predict`."""
+    predict(cfg)

@@ -1,4 +1,4 @@
-"""``python -m seglab.commands.report model=<preset> input_size=[h,w]``: what a model costs and how far it sees.
+"""``python -m seglab report model=<preset> input_size=[h,w]``: what a model costs and how far it sees.
 
 Prints the parameters (backbone, decoder, heads), GFLOPs at ``input_size``, the output stride, the theoretical
 field of view of every spatial convolution of the decoder (atrous rate r: a 3x3 kernel spans 2r+1 feature
@@ -17,7 +17,6 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image, ImageOps
 
-from seglab.commands.entry import hydra_entry
 from seglab.config.builders import instantiate_part
 from seglab.config.validation import DEVICE, SIZE, check_config
 from seglab.config.value_rules import PATH, integer, number, optional
@@ -117,13 +116,10 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@hydra_entry("report")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
+    """``python -m seglab report`` / ``seglab-report``: print the report (and save the heat map with ``erf_png``)."""
     report = model_report(cfg)
     print(format_report(report), flush=True)
     if cfg.erf_png and report["erf"] is not None:
         log.info("Effective receptive field heat map: %s", save_heatmap(report["erf"].gradient, cfg.erf_png))
 
-
-if __name__ == "__main__":
-    main()

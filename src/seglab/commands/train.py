@@ -1,4 +1,5 @@
-"""``train(cfg)``: fit a model, validate its best checkpoint, write ``metrics.json``; what ``train.py`` runs."""
+"""``train(cfg)``: fit a model, validate its best checkpoint, write ``metrics.json``; ``run(cfg)`` is what
+``train.py`` / ``python -m seglab train`` / ``seglab-train`` do."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from seglab.callbacks import NonFiniteLossGuard
 from seglab.callbacks.step_seeding import StepSeeding
 from seglab.checkpointing.config_snapshot import ConfigSnapshot
 from seglab.checkpointing.io import load_checkpoint
-from seglab.checkpointing.preemption import PreemptionCheckpoint
+from seglab.checkpointing.preemption import PreemptionCheckpoint, ctrl_c_stops_at_once
 from seglab.checkpointing.requeue import requeued_checkpoint
 from seglab.checkpointing.resume import resume_checkpoint
 from seglab.config.builders import build_callbacks, build_loggers, build_model, build_trainer, close_loggers
@@ -103,3 +104,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         write_json(metrics, run_dir / "metrics.json")
     log.info("Final metrics (%s)\n%s", run_dir / "metrics.json", format_metrics_table(metrics, "metric"))
     return metrics
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Train; return ``cfg.optimized_metric``'s final value, the one Hydra sweepers optimise. Ctrl-C exits with
+    status 130 and the command that resumes the run (after saving ``last.ckpt`` while training)."""
+    with ctrl_c_stops_at_once(Path(cfg.paths.output_dir)):
+        metrics = train(cfg)
+    return metrics.get(cfg.get("optimized_metric"))

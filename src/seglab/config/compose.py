@@ -14,7 +14,17 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+def _config_dir() -> Path:
+    """The Hydra configs: ``seglab/conf`` in an installed wheel (setuptools maps the top-level ``conf/`` there, see
+    pyproject.toml), else the checkout's ``conf/`` (a checkout on ``PYTHONPATH``, an editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "conf"
+    return packaged if packaged.is_dir() else package.parents[1] / "conf"
+
+
+CONFIG_DIR = str(_config_dir())
 
 
 def _folder_classes(root: str | None) -> list[str]:
@@ -62,6 +72,14 @@ def compose_config(
         return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name=config_name):
         return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def command_keys(config_name: str, config_dir: str | Path = CONFIG_DIR) -> tuple[str, ...]:
+    """The top-level keys ``conf/<config_name>.yaml`` sets itself, beside its defaults list (``eval``: ``ckpt_path``,
+    ``eval``, ``export``, ``task_name``): the command's own keys, which a checkpoint command does not hand on to the
+    training config it rebuilds (:func:`seglab.checkpointing.restore.training_config`)."""
+    own = OmegaConf.load(Path(config_dir) / f"{config_name}.yaml")
+    return tuple(key for key in own if key != "defaults")
 
 
 def group_options(group: str) -> list[str]:

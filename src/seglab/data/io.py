@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -42,3 +43,11 @@ def read_label(path: str | Path, rgb: bool = False) -> np.ndarray:
 def image_tensor(image: np.ndarray) -> tv_tensors.Image:
     """An HxWx3 uint8 array as a 3xHxW ``tv_tensors.Image`` (a copy: decoded arrays may be read-only)."""
     return tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))))
+
+
+def model_input(image: np.ndarray, transforms: Callable | None, device: torch.device) -> torch.Tensor:
+    """An HxWx3 uint8 image as a model's input batch (1x3xHxW on ``device``) after the data's input transforms."""
+    sample = {"image": image_tensor(image)}
+    if transforms is not None:
+        sample = transforms(sample)
+    return sample["image"].unsqueeze(0).to(device)

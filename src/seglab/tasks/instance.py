@@ -16,6 +16,7 @@ what was scored.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import lightning as L
@@ -28,6 +29,7 @@ from seglab.metrics.cityscapes_instance import CityscapesInstanceAP
 from seglab.metrics.instance import MaskAveragePrecision
 from seglab.optim.setup import optimizers_with_backbone_group
 from seglab.runtime.errors import UserError
+from seglab.writers.instances import INSTANCE_EXPORT_FORMATS
 
 
 def check_thing_ids(thing_ids: Sequence[int] | None, num_classes: int) -> list[int]:
@@ -126,6 +128,36 @@ class InstanceSegmentationModule(L.LightningModule):
             scores.update(metrics["cityscapes_ap"].scores())
         return scores
 
+    # What the commands ask the task (eval, predict, export): see the semantic module's counterparts.
+    inference_modes: tuple[str, ...] = ("whole",)
+    export_formats: tuple[str, ...] = INSTANCE_EXPORT_FORMATS  # eval.py export.format: seglab.writers.instances
+    exportable = False  # model export (ONNX, TorchScript) covers the semantic models: logits out
+
+    def check_inference_mode(self, option: str, mode: str) -> None:
+        """Instance models predict whole images: another mode (``eval.mode``, ``predict.mode``) is refused, not ignored."""
+        if mode not in self.inference_modes:
+            raise UserError(f"{option}={mode} applies to semantic models; instance models predict whole images ({option}=whole)")
+
+    def prediction_writer(self, export_format: str, out_dir: Path, datamodule: L.LightningDataModule) -> L.Callback:
+        """The callback writing eval.py's predictions in ``export_format`` (``coco`` or ``cityscapes``)."""
+        from seglab.writers.instance_prediction_writer import InstancePredictionWriter
+
+        if export_format not in self.export_formats:
+            raise UserError(
+                f"export.format={export_format!r} is not an instance prediction format; use one of {list(self.export_formats)}"
+            )
+        return InstancePredictionWriter(export_format, out_dir)
+
+    @torch.inference_mode()
+    def write_image_prediction(self, image: Any, transforms: Callable | None, out_dir: Path, stem: str, **_: Any) -> list[Path]:
+        """predict.py's files for one HxWx3 uint8 image: ``<stem>_instances.png`` and ``<stem>_instances.json``
+        (:func:`seglab.writers.instances.write_instances`)."""
+        from seglab.data.io import model_input
+        from seglab.writers.instances import write_instances
+
+        prediction = {key: value.cpu() for key, value in self(model_input(image, transforms, self.device))[0].items()}
+        return write_instances(prediction, image, self.class_names, out_dir, stem)
+
     # The shared training and evaluation logic.
     def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         return self.predict_instances(images)
@@ -176,12 +208,6 @@ class InstanceSegmentationModule(L.LightningModule):
             self.backbone_lr_mult, self.trainer.estimated_stepping_batches,
         )  # fmt: skip
 
-
-def check_inference_mode(model: L.LightningModule, option: str, mode: str) -> None:
-    """Instance models predict whole images: another inference mode (``eval.mode``, ``predict.mode``) is a
-    :class:`UserError` rather than silently ignored."""
-    if isinstance(model, InstanceSegmentationModule) and mode != "whole":
-        raise UserError(f"{option}={mode} applies to semantic models; instance models predict whole images ({option}=whole)")
 
 
 def require_instances(batch: dict[str, Any]) -> None:

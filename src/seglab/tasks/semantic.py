@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import lightning as L
@@ -15,6 +16,8 @@ from seglab.metrics.cityscapes_inputs import require_instance_ids
 from seglab.metrics.cityscapes_pixel import semantic_metrics
 from seglab.models import Segmentor
 from seglab.optim.setup import optimizers_with_backbone_group
+from seglab.runtime.errors import UserError
+from seglab.writers.semantic import EXPORT_FORMATS
 
 
 class SemanticSegmentationModule(L.LightningModule):
@@ -93,6 +96,45 @@ class SemanticSegmentationModule(L.LightningModule):
         self.cityscapes_scores = cityscapes_scores
         self.val_metrics = semantic_metrics(num_classes, ignore_index, self.class_names, cityscapes_scores)
         self.test_metrics = semantic_metrics(num_classes, ignore_index, self.class_names, cityscapes_scores)
+
+    # What the commands ask the task. eval.mode / predict.mode: every option of the inference group.
+    inference_modes: tuple[str, ...] = ("whole", "slide", "tta")
+    export_formats: tuple[str, ...] = EXPORT_FORMATS  # eval.py export.format: seglab.writers.semantic
+    exportable = True  # model export (ONNX, TorchScript: seglab.commands.export) applies
+
+    def check_inference_mode(self, option: str, mode: str) -> None:
+        if mode not in self.inference_modes:
+            raise UserError(f"{option}={mode} is not an inference mode; use one of {', '.join(self.inference_modes)}")
+
+    def prediction_writer(self, export_format: str, out_dir: Path, datamodule: L.LightningDataModule) -> L.Callback:
+        """The callback writing eval.py's predictions in ``export_format``, in the dataset's palette; ``color``
+        needs the input normalisation to show the images again."""
+        from seglab.data.transforms import find_normalize
+        from seglab.writers.prediction_writer import PredictionWriter
+
+        if export_format not in self.export_formats:
+            raise UserError(f"export.format={export_format!r} is not a prediction format; use one of {list(self.export_formats)}")
+        normalize = find_normalize(datamodule.val_transforms)
+        if export_format == "color" and normalize is None:
+            raise UserError(
+                "export.format=color overlays the predictions on the images, but data.val_transforms has no "
+                "seglab.data.transforms.Normalize to undo; use export.format=png"
+            )
+        return PredictionWriter(export_format, out_dir, datamodule.palette, normalize)
+
+    @torch.inference_mode()
+    def write_image_prediction(
+        self, image: Any, transforms: Callable | None, out_dir: Path, stem: str, palette: Any = (), overlay_alpha: float = 0.5
+    ) -> list[Path]:
+        """predict.py's files for one HxWx3 uint8 image, with this task's inference mode: ``<stem>_mask.png``
+        (class indices) and ``<stem>_color.png`` (colour mask in ``palette`` beside the overlay)."""
+        from seglab.data.io import model_input
+        from seglab.writers.semantic import save_classes, save_color
+
+        logits = self.inference(self.net, model_input(image, transforms, self.device))
+        classes = logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
+        mask = save_classes(classes, out_dir / f"{stem}_mask.png")
+        return [mask, save_color(classes, image, palette, out_dir / f"{stem}_color.png", overlay_alpha)]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)

@@ -1,5 +1,5 @@
-"""Writing instance predictions in benchmark formats (``export.format`` of eval.py for instance models): COCO
-results json and the Cityscapes instance-level format.
+"""Writing instance predictions: in benchmark formats (``export.format`` of eval.py for instance models: COCO
+results json and the Cityscapes instance-level format), and predict.py's picture + json per image.
 
 - COCO (``cocoapi`` ``loadRes`` / ``COCOeval(iouType="segm")``): a list of ``{"image_id", "category_id",
   "segmentation": RLE, "score"}`` with the dataset's own image and category ids.
@@ -54,3 +54,21 @@ def write_cityscapes_instances(
     txt = directory / f"{name}.txt"
     txt.write_text("".join(lines))
     return txt
+
+
+def write_instances(prediction: Mapping[str, torch.Tensor], image: np.ndarray, class_names: list[str], out_dir: Path, stem: str) -> list[Path]:
+    """predict.py's files for one image: ``<stem>_instances.png`` (each instance in its own colour, captioned
+    ``<class> <score>``) and ``<stem>_instances.json`` (per instance: ``class``, ``class_id``, ``score`` and the mask
+    as COCO RLE)."""
+    from seglab.tracking.metrics_file import write_json
+    from seglab.viz.instances import draw_instances
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    picture = out_dir / f"{stem}_instances.png"
+    Image.fromarray(draw_instances(image, prediction, class_names)).save(picture)
+    labels, scores = prediction["labels"].tolist(), prediction["scores"].tolist()
+    found = [
+        {"class": class_names[label], "class_id": label, "score": score, "segmentation": rle}
+        for label, score, rle in zip(labels, scores, encode_masks(prediction["masks"]))
+    ]
+    return [picture, write_json({"instances": found}, out_dir / f"{stem}_instances.json")]
