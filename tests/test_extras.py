@@ -130,3 +130,11 @@ def test_the_pydensecrf_backend_without_the_crf_extra_names_the_install(monkeypa
     with pytest.raises(UserError, match=r"pip install 'seglab\[crf\]'"):
         DenseCRF(method="pydensecrf")(probs, torch.zeros(1, 3, 4, 4, dtype=torch.uint8))
     DenseCRF(method="exact")(probs, torch.zeros(1, 3, 4, 4, dtype=torch.uint8))  # the torch methods need nothing
+
+
+def test_the_version_is_written_once_in_pyproject():
+    import seglab
+
+    assert seglab.__version__ == PYPROJECT["project"]["version"]  # read from the installed metadata
+    sources = Path(seglab.__file__).parent.rglob("*.py")
+    assert not [p for p in sources if PYPROJECT["project"]["version"] in p.read_text()]
