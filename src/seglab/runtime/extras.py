@@ -16,7 +16,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from seglab.runtime.errors import UserError
+from seglab.runtime.errors import UserError, exit_with_message
 
 # extra -> the modules it installs that seglab imports (the extras of pyproject.toml, less all and dev).
 EXTRAS: dict[str, tuple[str, ...]] = {
@@ -63,18 +63,27 @@ def plugin_extra(missing_config: str) -> str | None:
     return next((extra for prefix, extra in PLUGIN_OPTIONS.items() if missing_config.startswith(prefix)), None)
 
 
+def check_plugins(config: DictConfig) -> None:
+    """Refuse a config whose launcher or sweeper is a Hydra plugin of an extra that is not installed."""
+    for part in ("launcher", "sweeper"):
+        target = OmegaConf.select(config, f"hydra.{part}._target_") or ""
+        package = target.split(".")[1] if target.startswith("hydra_plugins.") else None
+        if package in PLUGIN_EXTRAS:
+            option = (OmegaConf.select(config, "hydra.runtime.choices") or {}).get(f"hydra/{part}", target)
+            require_extra(PLUGIN_EXTRAS[package], f"hydra/{part}={option}", (f"hydra_plugins.{package}",))
+
+
 class PluginsInstalled(Callback):
     """Hydra callback: a multirun whose launcher or sweeper is a plugin that is not installed stops with the
     extra to install, before Hydra looks for the plugin (which it reports as ``Unknown plugin class``).
 
     seglab ships ``conf/hydra/launcher/submitit_slurm.yaml`` itself, so ``hydra/launcher=submitit_slurm`` composes
-    without the plugin; the plugin is needed once the jobs are launched.
+    without the plugin; the plugin is needed once the jobs are launched. Hydra turns what its callbacks raise into
+    warnings, so the refusal prints its message and exits (status 2) itself.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        for part in ("launcher", "sweeper"):
-            target = OmegaConf.select(config, f"hydra.{part}._target_") or ""
-            package = target.split(".")[1] if target.startswith("hydra_plugins.") else None
-            if package in PLUGIN_EXTRAS:
-                option = (OmegaConf.select(config, "hydra.runtime.choices") or {}).get(f"hydra/{part}", target)
-                require_extra(PLUGIN_EXTRAS[package], f"hydra/{part}={option}", (f"hydra_plugins.{package}",))
+        try:
+            check_plugins(config)
+        except UserError as err:
+            exit_with_message(str(err), err)
