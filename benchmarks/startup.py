@@ -56,11 +56,6 @@ def cpu_seconds(argv: list[str], cwd: Path, env: dict[str, str], status: int) ->
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def median_cpu(argv: list[str], cwd: Path, env: dict[str, str], status: int, runs: int) -> float | None:
-    times = [cpu_seconds(argv, cwd, env, status) for _ in range(runs)]
-    return None if None in times else statistics.median(times)
-
-
 def checkout_env(checkout: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(checkout / "src"), "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "0"}
 
@@ -76,18 +71,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         bare = Path(scratch) / "bare_app.py"
         bare.write_text(BARE_APP.format(conf=str(REPO / "conf")))
-        reference = median_cpu([str(bare), "--help"], Path(scratch), checkout_env(REPO), 0, args.runs)
+        reference = statistics.median(
+            cpu_seconds([str(bare), "--help"], Path(scratch), checkout_env(REPO), 0) for _ in range(args.runs)
+        )
         print(f"{'bare @hydra.main app --help (reference)':48s} {reference:6.2f} s CPU")
         header = "".join(f" {c.name[:18]:>18s}" for c in checkouts)
         print(f"{'command':48s}{header}   (CPU s, x reference)")
         for name, argv, status in COMMANDS:
-            cells = []
-            for checkout in checkouts:
-                with tempfile.TemporaryDirectory() as cwd:  # the run folders of the commands go there
-                    full = [str(checkout / argv[0]), *argv[1:]] if argv[0].endswith(".py") else argv
-                    env = {**checkout_env(checkout), "SEGLAB_OUTPUT_DIR": cwd}
-                    seconds = median_cpu(full, Path(cwd), env, status, args.runs)
-                cells.append(f"{seconds:6.2f} ({seconds / reference:4.1f}x)" if seconds is not None else "-")
+            times: dict[Path, list[float | None]] = {checkout: [] for checkout in checkouts}
+            for _ in range(args.runs):  # the checkouts in turn, so a change in the machine's load hits both alike
+                for checkout in checkouts:
+                    with tempfile.TemporaryDirectory() as cwd:  # the run folders of the commands go there
+                        full = [str(checkout / argv[0]), *argv[1:]] if argv[0].endswith(".py") else argv
+                        env = {**checkout_env(checkout), "SEGLAB_OUTPUT_DIR": cwd}
+                        times[checkout].append(cpu_seconds(full, Path(cwd), env, status))
+            cells = [
+                "-" if None in runs else f"{statistics.median(runs):6.2f} ({statistics.median(runs) / reference:4.1f}x)"
+                for runs in times.values()
+            ]
             print(f"{name:48s}" + "".join(f" {cell:>18s}" for cell in cells))
 
 
