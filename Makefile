@@ -1,5 +1,5 @@
 # make install: create .venv and install seglab with every extra and the dev tools for the tests (seglab[all,dev]).
-# make train:   set up, then train DeepLabV3+ on the built-in synthetic dataset (python train.py).
+# make train:   set up, then train DeepLabV3+ / ResNet-18 on the built-in synthetic dataset (experiment=quickstart).
 # make test:    set up, then run the whole test suite.
 PYTHON ?= python3
 VENV ?= .venv
@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 train: install
-	$(BIN)/python train.py
+	$(BIN)/python train.py experiment=quickstart
 
 test: install
 	$(BIN)/python -m pytest

@@ -2,7 +2,7 @@
 
     python benchmarks/inference_throughput.py [--height 512] [--width 1024] [--images 4] [--crop 512 512] [overrides ...]
 
-The network of ``python train.py <overrides>`` (default: DeepLabV3+ / ResNet-18), random weights, in eval mode under
+The network of ``python train.py <overrides>`` (default: ``experiment=quickstart``, DeepLabV3+ / ResNet-18), random weights, in eval mode under
 ``torch.inference_mode``, scores ``--images`` random images of height x width one at a time after one warm-up image.
 Each mode runs in a fresh process so that its peak memory is its own: on a GPU the peak memory torch allocated, on
 the CPU how far the process's peak resident memory grew above what it held before the first image.
@@ -32,7 +32,7 @@ def inference_modes(crop: list[int]) -> dict[str, Callable]:
 
 def measure(mode: str, args: argparse.Namespace, results: multiprocessing.Queue) -> None:
     device = torch.device(args.device)
-    net = instantiate(compose_config("train", args.overrides).model, _convert_="partial").net.to(device).eval()
+    net = instantiate(compose_config("train", ["experiment=quickstart", *args.overrides]).model, _convert_="partial").net.to(device).eval()
     infer = inference_modes(args.crop)[mode]
     images = torch.randn(1, 3, args.height, args.width, device=device)
     before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

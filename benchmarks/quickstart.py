@@ -1,4 +1,4 @@
-"""Time the default run (``python train.py``) end to end and report its final val/mIoU.
+"""Time the first run (``make train``: ``python train.py experiment=quickstart``) end to end; report its final val/mIoU.
 
     python benchmarks/quickstart.py [extra overrides ...]
 
@@ -24,7 +24,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, str(REPO / "train.py"), f"hydra.run.dir={run_dir}", *sys.argv[1:]],
+            [sys.executable, str(REPO / "train.py"), "experiment=quickstart", f"hydra.run.dir={run_dir}", *sys.argv[1:]],
             check=True,
             cwd=REPO,
             stdout=subprocess.DEVNULL,
@@ -32,7 +32,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
-    print(f"python train.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"python train.py experiment=quickstart {' '.join(sys.argv[1:])}".rstrip())
     print(f"wall time: {seconds:.0f} s ({seconds / 60:.1f} min), final val/mIoU: {metrics['val/mIoU']:.4f}")
 
 

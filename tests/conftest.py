@@ -87,4 +87,4 @@ def panoptic_run(tmp_path_factory) -> tuple[Path, dict]:
     from seglab.commands.train import train
 
     run_dir = tmp_path_factory.mktemp("panoptic_deeplab")
-    return run_dir, train(make_cfg(run_dir, "model=panoptic_deeplab", *TINY_INSTANCES))
+    return run_dir, train(make_cfg(run_dir, "experiment=panoptic_deeplab", "model/backbone=resnet18", *TINY_INSTANCES))

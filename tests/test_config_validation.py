@@ -214,7 +214,7 @@ def test_train_refuses_bad_values_before_building_anything(tmp_path, monkeypatch
 
 
 # Presets and commands that between them hold every key the rules name.
-COMPOSED = [("train", ()), ("train", ("model=panoptic_deeplab",)), ("train", ("model=maskrcnn",)),
+COMPOSED = [("train", ()), ("train", ("experiment=panoptic_deeplab",)), ("train", ("model=maskrcnn",)),
             ("train", ("model=deeplabv1",)), ("train", ("model=pspnet",)),
             ("train", ("model=deeplabv3", "loss=ce_dice", "+loss@loss.terms.focal=focal", "+loss@loss.terms.ohem=ohem_ce",
                        "+loss@loss.terms.tversky=tversky", "+loss@loss.terms.lovasz=lovasz")),

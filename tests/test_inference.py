@@ -103,9 +103,9 @@ def test_tta_can_slide_over_each_view():
 
 
 def test_validation_during_training_uses_the_configured_mode(tmp_path):
-    cfg = make_cfg(tmp_path, "inference=slide", "inference.stride=[32,32]", "data.crop_size=[48,48]")
+    cfg = make_cfg(tmp_path, "inference=slide", "inference.stride=[32,32]", "data.crop_size=[48,48]", "model/backbone=resnet18")
     module = build_model(cfg, build_datamodule(cfg))
     assert module.inference.func is slide_inference
     assert module.inference.keywords == {"crop_size": [48, 48], "stride": [32, 32]}  # the crop follows the data
-    cfg = make_cfg(tmp_path, "inference=tta")
+    cfg = make_cfg(tmp_path, "inference=tta", "model/backbone=resnet18")
     assert build_model(cfg, build_datamodule(cfg)).inference.keywords["scales"] == [0.75, 1.0, 1.25, 1.5]

@@ -145,7 +145,7 @@ def coco_checkpoint(tmp_path_factory):
     written = write_coco_tree(root, GAPPED, (3, 7, 12))
     run_dir = tmp_path_factory.mktemp("coco_run")
     metrics = train(make_cfg(
-        run_dir, "model=panoptic_deeplab", "data=coco", f"data.root={root}", "model/backbone=resnet18",
+        run_dir, "experiment=panoptic_deeplab", "data=coco", f"data.root={root}", "model/backbone=resnet18",
         "model.backbone.weights=null", "data.batch_size=2", "data.num_workers=0", "data.crop_size=[32,32]",
         "data.train_transforms.transforms.0.min_size=36", "data.train_transforms.transforms.0.max_size=40",
         "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "trainer.accelerator=cpu", "logger=none",
@@ -334,7 +334,7 @@ def test_cityscapes_ap_of_missed_ignored_and_absent_instances():
 def test_eval_exports_the_cityscapes_instance_format_and_logs_the_official_ap(tmp_path, monkeypatch):
     root = write_cityscapes_tree(tmp_path / "cityscapes", per_city=1, block=16, quarters=0.5)
     train(make_cfg(
-        tmp_path / "run", "model=panoptic_deeplab", "data=cityscapes", f"data.root={root}", "model/backbone=resnet18",
+        tmp_path / "run", "experiment=panoptic_deeplab", "data=cityscapes", f"data.root={root}", "model/backbone=resnet18",
         "model.backbone.weights=null", "data.crop_size=[32,64]", "data.num_workers=0", "trainer.max_epochs=1",
         "trainer.num_sanity_val_steps=0", "trainer.accelerator=cpu", "logger=none",
     ))  # fmt: skip

@@ -59,7 +59,7 @@ class RecordingSink:
     def log_image(self, key, image, step) -> None:  # noqa: ANN001
         self.images[key] = image
 
-    def log_masked_images(self, key, items, class_names, ignore_index, step) -> None:  # noqa: ANN001
+    def log_masked_images(self, key, items, class_names, ignore_index, step, palette=None) -> None:  # noqa: ANN001
         self.masked[key] = items
 
     def log_table(self, key, columns, rows, step) -> None:  # noqa: ANN001
@@ -82,12 +82,13 @@ def test_validation_media_show_the_scored_instances_of_an_instance_model(monkeyp
     from lightning.pytorch.plugins.precision import Precision
 
     from seglab.config.compose import compose_config
+    from seglab.config.builders import build_datamodule
     from seglab.viz.validation_media import ValidationMedia
 
     from tests.conftest import QUICK
 
     cfg = compose_config("train", [*QUICK, "model=panoptic_deeplab", "model.instance_decoder.out_channels=32"])
-    datamodule = instantiate(cfg.data, _convert_="partial")
+    datamodule = build_datamodule(cfg)  # with instance targets: the task asks for them
     datamodule.setup("validate")
     model = instantiate(cfg.model, _convert_="partial").eval()
     monkeypatch.setattr(model, "predict_instances", brightness_instances)

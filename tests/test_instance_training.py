@@ -61,10 +61,12 @@ def test_maskrcnn_trains_on_our_backbone_and_logs_the_same_instance_names(tmp_pa
 def test_a_few_steps_lower_the_panoptic_deeplab_loss_on_one_batch():
     from hydra.utils import instantiate
 
+    from seglab.config.builders import build_datamodule
+
     torch.manual_seed(0)  # unseeded, the initial weights and the batch made 1 run in 3 miss the halving in 5 steps
-    cfg = compose_config("train", ["model=panoptic_deeplab", "data.dataset.image_size=[32,32]", "data.batch_size=2"])
+    cfg = compose_config("train", ["experiment=panoptic_deeplab", "model/backbone=resnet18", "data.dataset.image_size=[32,32]", "data.batch_size=2"])
     torch.manual_seed(0)  # the batch and the initial weights: not whatever the tests before left (some seeds fail)
-    datamodule = instantiate(cfg.data, _convert_="partial")
+    datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
     module = instantiate(cfg.model, _convert_="partial")
     batch = next(iter(datamodule.train_dataloader()))
@@ -95,7 +97,7 @@ def test_instance_model_without_instance_targets_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="data.thing_ids is not set"):
         instantiate_part(compose_config("train", ["model=maskrcnn", "data=voc", "model.backbone.weights=null"]).model)
     with pytest.raises(UserError, match="need data.return_instances=true"):
-        train(make_cfg(tmp_path, "model=panoptic_deeplab", "data.return_instances=false", "debug=fdr", *TINY_INSTANCES))
+        train(make_cfg(tmp_path, "experiment=panoptic_deeplab", "data.return_instances=false", "debug=fdr", *TINY_INSTANCES))
 
 
 def test_mask_rcnn_needs_the_undilated_pyramid():
@@ -150,9 +152,9 @@ def test_semantic_options_are_one_clear_error_for_an_instance_model(panoptic_run
 @pytest.mark.parametrize(("preset", "data", "things"), [("panoptic_deeplab", "cityscapes", 8), ("maskrcnn", "coco", 80)])
 def test_the_real_dataset_commands_build_their_model(preset, data, things):
     """``python train.py model=panoptic_deeplab data=cityscapes`` and ``model=maskrcnn data=coco``, up to the data."""
-    from seglab.config.builders import instantiate_part
+    from seglab.config.builders import instance_targets, instantiate_part
 
     cfg = compose_config("train", [f"model={preset}", f"data={data}", "model.backbone.weights=null"])
-    assert cfg.data.return_instances is True and cfg.optimized_metric == cfg.model.monitor
+    assert instance_targets(cfg) == {"return_instances": True} and cfg.optimized_metric == cfg.model.monitor
     module = instantiate_part(cfg.model)
     assert len(module.thing_ids) == things and module.num_classes == cfg.data.num_classes

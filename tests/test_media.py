@@ -10,15 +10,16 @@ from torchvision import tv_tensors
 
 from seglab.data.transforms import Normalize
 from seglab.tracking.media import MaskedImage, TensorBoardSink, media_sinks
-from seglab.viz.panels import colorize, confusion_matrix_image, palette, panel, to_display
+from seglab.viz.palette import colorize, default_palette
+from seglab.viz.panels import confusion_matrix_image, panel, to_display
 from seglab.viz.validation_media import ValidationMedia, class_table_rows
 
 
 def test_palette_gives_each_class_its_own_colour_and_ignored_pixels_black():
-    assert len({tuple(c) for c in palette(19)}) == 19
+    assert len({tuple(c) for c in default_palette(19)}) == 19
     mask = np.array([[0, 1], [2, 255]])
-    colours = colorize(mask, num_classes=3)
-    assert colours[1, 1].tolist() == [0, 0, 0] and colours[0, 1].tolist() == palette(3)[1].tolist()
+    colours = colorize(mask, default_palette(3))
+    assert colours[1, 1].tolist() == [0, 0, 0] and colours[0, 1].tolist() == list(default_palette(3)[1])
 
 
 def test_normalised_model_inputs_are_shown_as_the_original_image():

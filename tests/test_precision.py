@@ -12,7 +12,7 @@ from seglab.commands.train import train
 from tests.conftest import TINY, make_cfg
 from tests.probes import COMPILED_GRAPHS, GradientProbe, PrecisionProbe
 
-SMALL = ["data.dataset.image_size=[32,32]", "data.dataset.lengths={train:16,val:4,test:4}", "data.batch_size=4"]
+SMALL = ["model/backbone=resnet18", "data.dataset.image_size=[32,32]", "data.dataset.lengths={train:16,val:4,test:4}", "data.batch_size=4"]
 no_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 

@@ -31,7 +31,7 @@ NO_CITYSCAPES = ["data=cityscapes", "data.root=/nonexistent/cityscapes", "data.b
             [*NO_CITYSCAPES, "data.num_classes=20", "data.class_names=[a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t]"],
             "data.num_classes=20 but CityscapesDataset has 19 classes",
         ),
-        (["model.backbone.output_stride=4"], "'resnet18' cannot reach model.backbone.output_stride=4; it supports "
+        (["model.backbone.output_stride=4"], "'resnet101' cannot reach model.backbone.output_stride=4; it supports "
                                              "output strides [8, 16, 32]"),
         (["model.backbone.name=xception"], "'xception' cannot reach model.backbone.output_stride=16"),
         (

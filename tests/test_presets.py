@@ -139,7 +139,7 @@ def test_auxiliary_loss_is_logged_in_training_and_the_checkpoint_evaluates(tmp_p
 
 
 def test_a_backbone_mistake_stops_train_py_with_one_line(tmp_path):
-    result = run_script("train.py", "model.backbone.multi_grid=[1,2,4]", "debug=fdr", f"hydra.run.dir={tmp_path}")
+    result = run_script("train.py", "model/backbone=resnet18", "model.backbone.multi_grid=[1,2,4]", "debug=fdr", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2
     assert "error: model.backbone.multi_grid=[1, 2, 4]: the last stage of resnet18 has 2 blocks" in result.stderr
     assert "Traceback" not in result.stderr

@@ -20,7 +20,7 @@ from tests.test_presets import PRESETS
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_fast_dev_run_of_each_preset(preset, tmp_path):
-    metrics = train(make_cfg(tmp_path, f"model={preset}", "debug=fdr", "data.dataset.image_size=[32,32]"))
+    metrics = train(make_cfg(tmp_path, f"model={preset}", "model/backbone=resnet18", "debug=fdr", "data.dataset.image_size=[32,32]"))
     assert 0.0 <= metrics["val/mIoU"] <= 1.0
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()  # "no checkpoints or loggers"
 

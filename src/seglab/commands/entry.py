@@ -81,7 +81,7 @@ def as_typed(overrides: Sequence[str]) -> list[str]:
     return typed
 
 
-def command_entry(config_name: str, module: str, rebuilds_checkpoint: bool = False) -> Callable[[], Any]:
+def command_entry(config_name: str, module: str, rebuilds_checkpoint: bool = False) -> Callable[[], None]:
     """The ``main()`` of the command whose config is ``conf/<config_name>.yaml`` and whose ``run(cfg)`` is in
     ``module``; ``rebuilds_checkpoint``: the command serves a checkpoint (see the module docstring)."""
 
@@ -91,9 +91,9 @@ def command_entry(config_name: str, module: str, rebuilds_checkpoint: bool = Fal
 
     # Hydra names the job (its log file, hydra.job.name) after the last part of the task's module: eval, predict, ...
     task.__module__ = f"seglab.commands.{config_name}"
-    app: Callable[[], Any] | None = None
+    app: Callable[[], None] | None = None
 
-    def main() -> Any:
+    def main() -> None:
         nonlocal app
         import hydra
 
@@ -107,7 +107,7 @@ def command_entry(config_name: str, module: str, rebuilds_checkpoint: bool = Fal
             sys.argv[1:] = defer_to_checkpoint(_typed, command_keys(config_name))
         try:
             with one_line_errors():
-                return app()
+                app()
         finally:
             sys.argv[1:] = [*_prefix, *_typed]
 
@@ -122,7 +122,7 @@ export_main = command_entry("export", "seglab.commands.export", rebuilds_checkpo
 report_main = command_entry("report", "seglab.commands.report")
 
 # python -m seglab <command>, the seglab-<command> console scripts: what each command does.
-COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {
+COMMANDS: dict[str, tuple[Callable[[], None], str]] = {
     "train": (train_main, "train a model (conf/train.yaml)"),
     "eval": (eval_main, "score a checkpoint on a split (conf/eval.yaml)"),
     "predict": (predict_main, "segment images with a checkpoint (conf/predict.yaml)"),
@@ -131,7 +131,7 @@ COMMANDS: dict[str, tuple[Callable[[], Any], str]] = {
 }
 
 
-def dispatch(argv: Sequence[str]) -> Any:
+def dispatch(argv: Sequence[str]) -> None:
     """``python -m seglab <command> [overrides]``: run ``<command>`` with the rest of the command line."""
     if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
         print(f"error: {argv[0]!r} is not a seglab command; use one of {', '.join(COMMANDS)} (python -m seglab --help)",
@@ -142,7 +142,7 @@ def dispatch(argv: Sequence[str]) -> Any:
         listing = "\n".join(f"  {name:<{width}}  {about}" for name, (_, about) in COMMANDS.items())
         print(f"usage: python -m seglab <command> [overrides]   (or seglab-<command>; <command> --help: its options)"
               f"\n\ncommands:\n{listing}")
-        return None
+        return
     _prefix[:] = [argv[0]]
     sys.argv[1:] = argv[1:]
-    return COMMANDS[argv[0]][0]()
+    COMMANDS[argv[0]][0]()

@@ -18,7 +18,7 @@ from seglab.checkpointing.requeue import requeued_checkpoint
 from seglab.checkpointing.resume import resume_checkpoint
 from seglab.config.builders import build_callbacks, build_loggers, build_model, build_trainer, close_loggers
 from seglab.config.compose import run_overrides
-from seglab.config.preflight import check_weights_fit, preflight
+from seglab.config.preflight import check_optimizer_choice, check_weights_fit, preflight
 from seglab.config.validation import check_config
 from seglab.losses.class_weights import resolve_auto_class_weights
 from seglab.runtime.distributed import is_rank_zero, prepare_process, release_ddp_children
@@ -49,6 +49,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     Without validation (``trainer.limit_val_batches=0``) ``metrics.json`` holds the last training metrics.
     """
     check_config(cfg)  # every value, before anything is built
+    check_optimizer_choice(cfg)  # a task's paper optimizer unless one is chosen (Panoptic-DeepLab: adam)
     check_run_dirs(cfg)
     run_dir = Path(cfg.paths.output_dir)
     prepare_process(cfg.trainer)

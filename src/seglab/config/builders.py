@@ -8,7 +8,7 @@ from typing import Any
 
 import lightning as L
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seglab.checkpointing.io import SafeCheckpointIO
@@ -34,7 +34,31 @@ def instantiate_part(node: DictConfig, **kwargs: Any) -> Any:
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    return instantiate_part(cfg.data)
+    """The data module of ``cfg.data``; ``data.return_instances=null`` (the data configs' default) becomes whether
+    the model's task trains on instance targets (its ``needs_instance_targets``), so a data config never reads the
+    model's config."""
+    return instantiate_part(cfg.data, **instance_targets(cfg))
+
+
+def task_class(cfg: DictConfig) -> type | None:
+    """The class ``model._target_`` names (the task: what it needs and supports), or ``None`` if it names none
+    (building the model then says what is wrong)."""
+    try:
+        return get_class(cfg.model._target_)
+    except (ImportError, ValueError, AttributeError):
+        return None
+
+
+def instance_targets(cfg: DictConfig) -> dict[str, bool]:
+    """``{"return_instances": ...}`` for a data config that leaves it to the model (null), else nothing."""
+    needed = getattr(task_class(cfg), "needs_instance_targets", False)
+    chosen = cfg.data.get("return_instances", False)
+    if chosen is False and needed:
+        raise UserError(
+            f"data.return_instances=false, but {cfg.model._target_.rsplit('.', 1)[-1]} trains on instance targets: "
+            "instance models need data.return_instances=true (or null, its default: what the model needs)"
+        )
+    return {"return_instances": needed} if "return_instances" in cfg.data and chosen is None else {}
 
 
 def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:

@@ -15,7 +15,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 
-
 def _config_dir() -> Path:
     """The Hydra configs: ``seglab/conf`` in an installed wheel (setuptools maps the top-level ``conf/`` there, see
     pyproject.toml), else the checkout's ``conf/`` (a checkout on ``PYTHONPATH``, an editable install)."""

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.nn import Module
 from torchvision.transforms import v2
 
-from seglab.config.builders import build_datamodule, check_num_classes
+from seglab.config.builders import build_datamodule, check_num_classes, task_class
+from seglab.config.compose import group_options, override_key
 from seglab.data.labels import check_ignore_index
 from seglab.data.transforms import RandomScale, RandomScaleCrop
 from seglab.losses.class_weights import check_class_weights
@@ -41,6 +43,25 @@ SIZE_PRESERVING = (
     v2.RandomHorizontalFlip, v2.RandomVerticalFlip, v2.ColorJitter, v2.RandomPhotometricDistort, v2.RandomGrayscale,
     v2.GaussianBlur, v2.ToDtype, v2.ToImage, v2.Normalize,
 )
+
+
+def check_optimizer_choice(cfg: DictConfig) -> None:
+    """Refuse to train a task with an optimizer that does not suit it (its ``paper_optimizer``, e.g. Panoptic-DeepLab's
+    Adam) when the optimizer is train.yaml's default rather than chosen on the command line: a preset never changes
+    the ``optimizer=`` group itself, so ``python train.py model=panoptic_deeplab`` would otherwise diverge with SGD.
+    Outside a Hydra run (a config composed in Python) the choices are the caller's."""
+    paper = getattr(task_class(cfg), "paper_optimizer", None)
+    if paper is None or not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    choice, (wanted, reason) = hydra.runtime.choices.get("optimizer"), paper
+    if choice != wanted and not any(override_key(o) == "optimizer" for o in hydra.overrides.task):
+        model = hydra.runtime.choices.get("model")
+        experiment = f"experiment={model} (its paper's optimizer and loss) or " if model in group_options("experiment") else ""
+        raise UserError(
+            f"model={model} trains with optimizer={wanted} ({reason}), not the default optimizer={choice}: add "
+            f"{experiment}optimizer={wanted}; optimizer={choice} typed on the command line trains with it anyway"
+        )
 
 
 def preflight(cfg: DictConfig) -> L.LightningDataModule:

@@ -87,7 +87,7 @@ def training_rules() -> dict[str, Rule]:
         "data.num_workers": integer(0),
         "data.crop_size": SIZE,
         "data.strict_labels": FLAG,
-        "data.return_instances": FLAG,
+        "data.return_instances": optional(FLAG),
         "data.pin_memory": optional(FLAG),
         "data.persistent_workers": FLAG,
         "data.dataset.image_size": SIZE,

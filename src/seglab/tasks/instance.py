@@ -63,8 +63,6 @@ class InstanceSegmentationModule(L.LightningModule):
         backbone_lr_mult: the backbone's learning rate is the optimizer's ``lr`` times this.
         monitor: the metric checkpointing keeps the best of (the callbacks config and ``optimized_metric`` read
             this key); shown in the progress bar.
-        instance_targets: the data configs read this key to switch ``data.return_instances`` on; instance models
-            need it true.
         cityscapes_scores: also report the official Cityscapes instance AP (the 19 Cityscapes classes; the
             evaluation batches hold the gtFine ``instance_ids``).
     """
@@ -79,12 +77,9 @@ class InstanceSegmentationModule(L.LightningModule):
         ignore_index: int = 255,
         backbone_lr_mult: float = 1.0,
         monitor: str = "val/mAP",
-        instance_targets: bool = True,
         cityscapes_scores: bool = False,
     ) -> None:
         super().__init__()
-        if not instance_targets:
-            raise UserError("model.instance_targets=false: instance models train on instance targets; leave it true")
         self.num_classes = num_classes
         self.class_names = list(class_names)
         self.thing_ids = check_thing_ids(thing_ids, num_classes)
@@ -128,7 +123,8 @@ class InstanceSegmentationModule(L.LightningModule):
             scores.update(metrics["cityscapes_ap"].scores())
         return scores
 
-    # What the commands ask the task (eval, predict, export): see the semantic module's counterparts.
+    # What the builders and the commands ask the task: see the semantic module's counterparts.
+    needs_instance_targets = True  # data.return_instances=null gives them (seglab.config.builders.build_datamodule)
     inference_modes: tuple[str, ...] = ("whole",)
     export_formats: tuple[str, ...] = INSTANCE_EXPORT_FORMATS  # eval.py export.format: seglab.writers.instances
     exportable = False  # model export (ONNX, TorchScript) covers the semantic models: logits out
@@ -209,10 +205,9 @@ class InstanceSegmentationModule(L.LightningModule):
         )  # fmt: skip
 
 
-
 def require_instances(batch: dict[str, Any]) -> None:
     if "instances" not in batch:
         raise UserError(
             "the batches hold no instance targets: instance models need data.return_instances=true "
-            "(the instance presets set it through model.instance_targets; do not override it)"
+            "(its default, null, gives them instance targets; do not override it)"
         )

@@ -23,7 +23,7 @@ class MaskRCNNModule(InstanceSegmentationModule):
     Args:
         backbone: an encoder at output stride 32 (see :func:`seglab.models.build_backbone`).
         num_classes, class_names, thing_ids, optimizer, scheduler, ignore_index, backbone_lr_mult, monitor,
-            instance_targets, cityscapes_scores: see :class:`~seglab.tasks.instance.InstanceSegmentationModule`.
+            cityscapes_scores: see :class:`~seglab.tasks.instance.InstanceSegmentationModule`.
         fpn_channels, min_size, max_size, anchor_sizes, detections_per_image, detector_options: see
             :func:`~seglab.models.maskrcnn.build_maskrcnn`.
         mask_threshold: a predicted mask holds the pixels whose mask probability exceeds this.
@@ -47,12 +47,11 @@ class MaskRCNNModule(InstanceSegmentationModule):
         mask_threshold: float = 0.5,
         detector_options: Mapping[str, Any] | None = None,
         monitor: str = "val/mAP",
-        instance_targets: bool = True,
         cityscapes_scores: bool = False,
     ) -> None:
         super().__init__(
             num_classes, class_names, thing_ids, optimizer, scheduler, ignore_index, backbone_lr_mult, monitor,
-            instance_targets, cityscapes_scores,
+            cityscapes_scores,
         )  # fmt: skip
         self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"])
         self.net = build_maskrcnn(

@@ -42,7 +42,7 @@ class PanopticDeepLabModule(InstanceSegmentationModule):
         backbone, decoder: as :class:`~seglab.tasks.SemanticSegmentationModule` (the semantic branch).
         instance_decoder: the instance branch's decoder factory.
         num_classes, class_names, thing_ids, optimizer, scheduler, ignore_index, backbone_lr_mult, monitor,
-            instance_targets, cityscapes_scores: see :class:`~seglab.tasks.instance.InstanceSegmentationModule`.
+            cityscapes_scores: see :class:`~seglab.tasks.instance.InstanceSegmentationModule`.
         loss: the semantic loss, called as ``loss(logits, target)`` (``loss(logits, target, weights=...)`` when
             ``small_instance_weight`` is not 1: cross-entropy, OHEM or focal).
         center_sigma: the centre Gaussian's standard deviation in pixels.
@@ -51,6 +51,9 @@ class PanopticDeepLabModule(InstanceSegmentationModule):
         center_threshold, nms_kernel, top_k: centre detection (heatmap threshold, max-pool window, most centres).
         stuff_area: predicted stuff regions smaller than this many pixels become void in the panoptic map.
     """
+
+    # The paper's optimizer, which train.py asks for unless the command line chooses one (seglab.config.preflight).
+    paper_optimizer = ("adam", "SGD at lr 0.01 diverges under the centre heatmap loss's weight of 200")
 
     def __init__(
         self,
@@ -76,12 +79,11 @@ class PanopticDeepLabModule(InstanceSegmentationModule):
         top_k: int = 200,
         stuff_area: int = 0,
         monitor: str = "val/PQ",
-        instance_targets: bool = True,
         cityscapes_scores: bool = False,
     ) -> None:
         super().__init__(
             num_classes, class_names, thing_ids, optimizer, scheduler, ignore_index, backbone_lr_mult, monitor,
-            instance_targets, cityscapes_scores,
+            cityscapes_scores,
         )  # fmt: skip
         self.save_hyperparameters(ignore=["backbone", "decoder", "instance_decoder", "loss", "optimizer", "scheduler"])
         if small_instance_weight != 1 and "weights" not in inspect.signature(loss.forward).parameters:

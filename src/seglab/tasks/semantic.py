@@ -97,7 +97,9 @@ class SemanticSegmentationModule(L.LightningModule):
         self.val_metrics = semantic_metrics(num_classes, ignore_index, self.class_names, cityscapes_scores)
         self.test_metrics = semantic_metrics(num_classes, ignore_index, self.class_names, cityscapes_scores)
 
-    # What the commands ask the task. eval.mode / predict.mode: every option of the inference group.
+    # What the builders and the commands ask the task. Instance targets: only with data.return_instances=true (the
+    # Cityscapes iIoU reads instance ids of its own). eval.mode / predict.mode: every option of the inference group.
+    needs_instance_targets = False
     inference_modes: tuple[str, ...] = ("whole", "slide", "tta")
     export_formats: tuple[str, ...] = EXPORT_FORMATS  # eval.py export.format: seglab.writers.semantic
     exportable = True  # model export (ONNX, TorchScript: seglab.commands.export) applies

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
 
+from seglab.viz.palette import Palette
 from seglab.viz.panels import panel
 
 
@@ -36,7 +37,10 @@ class WandbSink:
     def __init__(self, logger: WandbLogger) -> None:
         self.logger = logger
 
-    def log_masked_images(self, key: str, items: Sequence[MaskedImage], class_names: Sequence[str], ignore_index: int, step: int) -> None:
+    def log_masked_images(
+        self, key: str, items: Sequence[MaskedImage], class_names: Sequence[str], ignore_index: int, step: int, palette: Palette | None = None
+    ) -> None:
+        """W&B draws the masks itself, in colours of its own per class label, which it lets the viewer change."""
         import wandb
 
         labels = dict(enumerate(class_names)) | {ignore_index: "ignore"}
@@ -67,9 +71,12 @@ class PanelSink:
     def __init__(self, logger: Logger) -> None:
         self.logger = logger
 
-    def log_masked_images(self, key: str, items: Sequence[MaskedImage], class_names: Sequence[str], ignore_index: int, step: int) -> None:
+    def log_masked_images(
+        self, key: str, items: Sequence[MaskedImage], class_names: Sequence[str], ignore_index: int, step: int, palette: Palette | None = None
+    ) -> None:
+        """One panel per item, in ``palette`` (the dataset's; ignored pixels show the image)."""
         for index, item in enumerate(items):
-            self.log_image(f"{key}/{index}", panel(item.image, item.masks, class_names, ignore_index), step)
+            self.log_image(f"{key}/{index}", panel(item.image, item.masks, class_names, palette), step)
 
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         raise NotImplementedError

@@ -1,4 +1,7 @@
-"""Class colours: colour masks and overlays of predictions on their images."""
+"""Class colours, the one convention of every picture seglab makes (predict.py's colour masks, eval.py's ``color``
+export, the dashboard panels): the dataset's palette (``data.palette``, e.g. Cityscapes' official colours), else the
+PASCAL VOC colour map (:func:`default_palette`). Ignored pixels have no colour: black in a colour mask, the image
+itself in an overlay."""
 
 from __future__ import annotations
 
@@ -24,14 +27,22 @@ def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
     return palette
 
 
+def _coloured(classes: np.ndarray, palette: Palette) -> np.ndarray:
+    """Where ``classes`` (HxW integers) name a class of ``palette``."""
+    return (classes >= 0) & (classes < len(palette))
+
+
 def colorize(classes: np.ndarray, palette: Palette) -> np.ndarray:
-    """HxW class indices -> HxWx3 uint8 colours; indices without a colour (e.g. ignore) become black."""
-    table = np.zeros((256, 3), dtype=np.uint8)
-    table[: len(palette)] = np.asarray(palette, dtype=np.uint8)[:256]
-    return table[classes.astype(np.uint8, copy=False)]
+    """HxW class indices -> HxWx3 uint8 colours; indices without a colour (ignore, 255) become black."""
+    table = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    colours = np.zeros((*classes.shape, 3), dtype=np.uint8)
+    inside = _coloured(classes, palette)
+    colours[inside] = table[classes[inside]]
+    return colours
 
 
-def overlay(image: np.ndarray, colours: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend HxWx3 uint8 ``colours`` over the HxWx3 uint8 ``image`` with opacity ``alpha``."""
-    blended = (1 - alpha) * image.astype(np.float32) + alpha * colours.astype(np.float32)
-    return blended.round().astype(np.uint8)
+def overlay(image: np.ndarray, classes: np.ndarray, palette: Palette, alpha: float = 0.5) -> np.ndarray:
+    """The colours of ``classes`` (HxW) blended over ``image`` (HxWx3 uint8) with opacity ``alpha``; pixels without a
+    colour (ignore) keep the image."""
+    blended = (1 - alpha) * image.astype(np.float32) + alpha * colorize(classes, palette).astype(np.float32)
+    return np.where(_coloured(classes, palette)[..., None], blended.round().astype(np.uint8), image)

@@ -1,5 +1,6 @@
-"""Pictures of segmentations for dashboards: coloured masks, side-by-side panels with a legend, and the
-confusion matrix. Pure functions on NumPy arrays (HxWx3 uint8 images, HxW integer label maps)."""
+"""Pictures of segmentations for dashboards: side-by-side panels with a colour legend, in the dataset's palette
+(:mod:`seglab.viz.palette`), and the confusion matrix. Pure functions on NumPy arrays (HxWx3 uint8 images, HxW
+integer label maps)."""
 
 from __future__ import annotations
 
@@ -8,45 +9,13 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torchvision.transforms import v2
 
-IGNORE_COLOUR = (0, 0, 0)
+from seglab.data.transforms import find_normalize
+from seglab.viz.palette import Palette, default_palette, overlay
 
-
-def palette(num_classes: int) -> np.ndarray:
-    """``num_classes`` distinct RGB colours: the bits of the class index spread over the high bits of R, G and B
-    (class 0 is black, so it is shifted to a grey)."""
-    colours = np.zeros((num_classes, 3), dtype=np.uint8)
-    for index in range(num_classes):
-        value, r, g, b = index, 0, 0, 0
-        for bit in range(8):
-            r |= ((value >> 0) & 1) << (7 - bit)
-            g |= ((value >> 1) & 1) << (7 - bit)
-            b |= ((value >> 2) & 1) << (7 - bit)
-            value >>= 3
-        colours[index] = (r, g, b)
-    colours[0] = (96, 96, 96)
-    return colours
-
-
-def colorize(mask: np.ndarray, num_classes: int, ignore_index: int = 255) -> np.ndarray:
-    """A label map as an RGB image; ignored (and out-of-range) pixels are black."""
-    colours = np.vstack([palette(num_classes), np.array([IGNORE_COLOUR], dtype=np.uint8)])
-    index = np.where((mask >= 0) & (mask < num_classes) & (mask != ignore_index), mask, num_classes)
-    return colours[index]
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, num_classes: int, ignore_index: int = 255, alpha: float = 0.5) -> np.ndarray:
-    """The label map's colours blended over the image (ignored pixels keep the image)."""
-    blended = image.astype(np.float32) * (1 - alpha) + colorize(mask, num_classes, ignore_index) * alpha
-    keep = (mask == ignore_index)[..., None]
-    return np.where(keep, image, blended.round().astype(np.uint8))
-
-
-def legend(class_names: Sequence[str], width: int, row_height: int = 14) -> np.ndarray:
+def legend(class_names: Sequence[str], palette: Palette, width: int, row_height: int = 14) -> np.ndarray:
     """A strip ``width`` pixels wide listing each class's colour and name."""
     font = ImageFont.load_default()
-    colours = palette(len(class_names))
     cell = max(row_height * 6, max(int(font.getlength(name)) for name in class_names) + row_height + 8)
     per_row = max(1, width // cell)
     rows = -(-len(class_names) // per_row)
@@ -54,16 +23,17 @@ def legend(class_names: Sequence[str], width: int, row_height: int = 14) -> np.n
     draw = ImageDraw.Draw(strip)
     for index, name in enumerate(class_names):
         x, y = (index % per_row) * cell + 2, (index // per_row) * row_height + 2
-        draw.rectangle([x, y + 2, x + row_height - 4, y + row_height - 2], fill=tuple(int(c) for c in colours[index]))
+        draw.rectangle([x, y + 2, x + row_height - 4, y + row_height - 2], fill=tuple(int(c) for c in palette[index]))
         draw.text((x + row_height, y), name, fill=(0, 0, 0), font=font)
     return np.asarray(strip)
 
 
-def panel(image: np.ndarray, masks: Mapping[str, np.ndarray], class_names: Sequence[str], ignore_index: int = 255) -> np.ndarray:
-    """The image, then each mask (ground truth, prediction, ...) over it, side by side, above a colour legend."""
-    num_classes = len(class_names)
-    row = np.concatenate([image, *(overlay(image, m, num_classes, ignore_index) for m in masks.values())], axis=1)
-    return np.concatenate([row, legend(class_names, row.shape[1])], axis=0)
+def panel(image: np.ndarray, masks: Mapping[str, np.ndarray], class_names: Sequence[str], palette: Palette | None = None) -> np.ndarray:
+    """The image, then each mask (ground truth, prediction, ...) over it, side by side, above a colour legend;
+    ``palette``: the dataset's class colours (default: :func:`~seglab.viz.palette.default_palette`)."""
+    palette = palette if palette is not None else default_palette(len(class_names))
+    row = np.concatenate([image, *(overlay(image, m, palette) for m in masks.values())], axis=1)
+    return np.concatenate([row, legend(class_names, palette, row.shape[1])], axis=0)
 
 
 def confusion_matrix_image(confmat: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
@@ -93,17 +63,6 @@ def confusion_matrix_image(confmat: np.ndarray, class_names: Sequence[str]) -> n
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
-def find_normalize(transforms: Callable | None) -> v2.Normalize | None:
-    """The ``v2.Normalize`` inside a (nested) transform pipeline, if there is one."""
-    if isinstance(transforms, v2.Normalize):
-        return transforms
-    for child in getattr(transforms, "transforms", []) or []:
-        found = find_normalize(child)
-        if found is not None:
-            return found
-    return None
 
 
 def to_display(image: torch.Tensor, transforms: Callable | None = None) -> np.ndarray:

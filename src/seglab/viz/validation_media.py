@@ -26,6 +26,7 @@ from PIL import Image
 from seglab.metrics import SegmentationMetrics, scores_from_confusion_matrix
 from seglab.tracking.media import MaskedImage, media_sinks
 from seglab.viz.instances import draw_instances
+from seglab.viz.palette import Palette, default_palette
 from seglab.viz.panels import confusion_matrix_image, to_display
 
 TABLE_COLUMNS = ["class", "IoU", "Acc", "GT pixels", "predicted pixels"]
@@ -96,7 +97,7 @@ class ValidationMedia(L.Callback):
         if self.num_images:
             items = self.render_samples(trainer, pl_module)
             for sink in self.sinks:
-                sink.log_masked_images("val/samples", items, names, ignore_index, step)
+                sink.log_masked_images("val/samples", items, names, ignore_index, step, palette=dataset_palette(trainer, names))
             for index, picture in enumerate(self.render_instances(names)):
                 for sink in self.sinks:
                     sink.log_image(f"val/instances/{index}", picture, step)
@@ -193,6 +194,12 @@ class ValidationMedia(L.Callback):
         image = np.asarray(Image.fromarray(item.image).resize(size, Image.BILINEAR if scale < 1 else Image.NEAREST))
         masks = {name: np.asarray(Image.fromarray(m.astype(np.int32)).resize(size, Image.NEAREST)) for name, m in item.masks.items()}
         return MaskedImage(image, masks, item.caption, item.mask_labels)
+
+
+def dataset_palette(trainer: L.Trainer, class_names: list[str]) -> Palette:
+    """The class colours of the run's data (``data.palette``, e.g. Cityscapes' official ones), as predict.py uses."""
+    palette = getattr(getattr(trainer, "datamodule", None), "palette", None)
+    return palette if palette else default_palette(len(class_names))
 
 
 def class_table_rows(confmat: torch.Tensor, class_names: list[str]) -> list[list[Any]]:

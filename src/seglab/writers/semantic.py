@@ -47,9 +47,8 @@ def save_cityscapes(classes: np.ndarray, name: str, out_dir: Path) -> Path:
 
 def save_color(classes: np.ndarray, image: np.ndarray, palette: Palette, path: Path, alpha: float = 0.5) -> Path:
     """The colour mask of ``classes`` (HxW) and its overlay on ``image`` (HxWx3 uint8), side by side."""
-    colours = colorize(classes, palette)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate([colours, overlay(image, colours, alpha)], axis=1)).save(path)
+    Image.fromarray(np.concatenate([colorize(classes, palette), overlay(image, classes, palette, alpha)], axis=1)).save(path)
     return path
 
 
