@@ -104,7 +104,7 @@ def test_training_refuses_a_run_or_checkpoint_folder_it_cannot_write_before_read
 
 
 def _refuses_before_reading_the_checkpoint(monkeypatch, module: str) -> None:
-    monkeypatch.setattr(f"seglab.{module}.training_config", lambda *a, **k: pytest.fail("the checkpoint was read first"))
+    monkeypatch.setattr(f"seglab.commands.{module}.training_config", lambda *a, **k: pytest.fail("the checkpoint was read first"))
 
 
 def test_predict_refuses_an_output_dir_that_is_a_file_before_loading_the_model(tmp_path, monkeypatch):
