@@ -19,6 +19,7 @@ import time
 import torch
 from hydra.utils import instantiate
 
+from seglab.config.builders import build_datamodule
 from seglab.config.compose import compose_config
 from seglab.data.instances import make_instances, tidy_instances
 from seglab.models.panoptic_deeplab.postprocess import panoptic_segmentation
@@ -26,10 +27,11 @@ from seglab.models.panoptic_deeplab.targets import panoptic_targets
 
 
 def training_step_seconds(preset: str, steps: int) -> float:
+    model = "experiment=panoptic_deeplab" if preset == "panoptic_deeplab" else f"model={preset}"  # the paper's loss
     cfg = compose_config(
-        "train", [f"model={preset}", "model/backbone=resnet18", "model.backbone.weights=null", "data.dataset.image_size=[64,64]", "data.batch_size=8"]
+        "train", [model, "model/backbone=resnet18", "model.backbone.weights=null", "data.dataset.image_size=[64,64]", "data.batch_size=8"]
     )
-    datamodule = instantiate(cfg.data, _convert_="partial")
+    datamodule = build_datamodule(cfg)  # with the instance targets the task asks for
     datamodule.setup("fit")
     module = instantiate(cfg.model, _convert_="partial")
     optimizer = instantiate(cfg.optimizer)(module.parameters())

@@ -219,13 +219,13 @@ def test_the_official_scores_need_cityscapes_classes_and_instance_ids():
 
 
 def test_mask_rcnn_on_cityscapes_reports_the_official_instance_ap(tmp_path):
-    from seglab.config.builders import instantiate_part
+    from seglab.config.builders import build_datamodule, instantiate_part
 
     root = write_cityscapes_tree(tmp_path, block=16)  # instances of 256 pixels: above the official minimum of 100
     options = ["model=maskrcnn", "data=cityscapes", f"data.root={root}", "model/backbone=resnet18", "model.backbone.weights=null",
                "data.num_workers=0", "model.detections_per_image=10", "+model.detector_options.rpn_post_nms_top_n_test=50"]
     cfg = compose_config("train", options)
-    datamodule = instantiate(cfg.data, _convert_="partial")
+    datamodule = build_datamodule(cfg)  # with instance targets: the task asks for them
     datamodule.setup("validate")
     module = instantiate_part(cfg.model).eval()
     with torch.no_grad():
