@@ -77,8 +77,8 @@ def create_mlflow_logger(
         resume_from: the checkpoint a resumed run starts from; its run directory's MLflow run continues.
     """
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    # A server needs MLflow's client only; the local SQLite store also SQLAlchemy and Alembic.
-    require_extra("mlflow", "logger=mlflow", None if not tracking_uri or tracking_uri.startswith("sqlite") else ("mlflow",))
+    local_store = not tracking_uri or tracking_uri.startswith("sqlite")  # which also needs SQLAlchemy and Alembic
+    require_extra("mlflow", "logger=mlflow", None if local_store else ("mlflow",))
     if not tracking_uri:  # MLflow no longer takes new runs in a plain folder store: use SQLite
         store = Path(save_dir).resolve()
         store.mkdir(parents=True, exist_ok=True)
