@@ -2,7 +2,7 @@
 
     python benchmarks/quickstart.py [extra overrides ...]
 
-The figure quoted in the README: wall time of the whole command (start-up included) and the final val/mIoU.
+The figure quoted in benchmarks/README.md: wall time of the whole command (start-up included) and the final val/mIoU.
 """
 
 from __future__ import annotations

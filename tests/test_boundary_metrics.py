@@ -64,7 +64,7 @@ def test_near_label_change_is_the_square_window_test(border_is_change):
         height, width = rng.integers(1, 12, size=2)
         labels = rng.integers(0, 3, size=(height, width))
         labels[rng.random((height, width)) < 0.2] = 255
-        for radius in (1, 2, 5):
+        for radius in (1, 2, 3, 5, 7, 12):  # the sliding max over spans of 1, 2, 4, 8: odd and wider than the image
             got = near_label_change(torch.from_numpy(labels)[None], radius, border_is_change)[0].numpy()
             assert np.array_equal(got, brute_force_near_label_change(labels, radius, border_is_change))
 

@@ -13,7 +13,7 @@ from seglab.commands.evaluate import evaluate
 from seglab.commands.train import train
 from seglab.runtime.errors import UserError
 
-from tests.conftest import make_cfg
+from tests.helpers import make_cfg
 
 
 class RunsCode:

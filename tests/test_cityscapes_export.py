@@ -17,8 +17,8 @@ from seglab.data.datasets.cityscapes_labels import CATEGORIES, CLASS_NAMES, LABE
 from seglab.metrics.cityscapes_pixel import CityscapesSegmentationMetrics
 from seglab.writers.semantic import save_cityscapes
 
-from tests.cityscapes_tree import write_cityscapes_tree
-from tests.conftest import make_cfg
+from tests.helpers import make_cfg
+from tests.helpers.cityscapes_tree import write_cityscapes_tree
 
 TINY_CITYSCAPES = [
     "data=cityscapes",
@@ -35,7 +35,7 @@ TINY_CITYSCAPES = [
 
 
 @pytest.fixture(scope="module")
-def cityscapes_root(tmp_path_factory):
+def cityscapes_export_root(tmp_path_factory):
     # 16x16 blocks, some holding four 8x8 instances: instances of two sizes weigh differently in iIoU.
     root = write_cityscapes_tree(tmp_path_factory.mktemp("cityscapes"), block=16, quarters=0.5)
     for label in (root / "gtFine" / "test").rglob("*_labelIds.png"):  # as published: test labels are all void
@@ -44,9 +44,9 @@ def cityscapes_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cityscapes_checkpoint(cityscapes_root, tmp_path_factory):
+def cityscapes_checkpoint(cityscapes_export_root, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("cityscapes_run")
-    train(make_cfg(run_dir, *TINY_CITYSCAPES, f"data.root={cityscapes_root}"))
+    train(make_cfg(run_dir, *TINY_CITYSCAPES, f"data.root={cityscapes_export_root}"))
     return run_dir / "checkpoints" / "last.ckpt"
 
 
@@ -98,8 +98,8 @@ def by_group(named: dict) -> dict:
     return grouped
 
 
-def test_exported_label_ids_score_the_four_official_scores_as_cityscapesscripts(cityscapes_root, official_scores, tmp_path):
-    dataset = CityscapesDataset(cityscapes_root, "val", instance_ids=True)
+def test_exported_label_ids_score_the_four_official_scores_as_cityscapesscripts(cityscapes_export_root, official_scores, tmp_path):
+    dataset = CityscapesDataset(cityscapes_export_root, "val", instance_ids=True)
     metrics = CityscapesSegmentationMetrics()
     rng = np.random.default_rng(0)
     for sample in dataset:
@@ -112,14 +112,14 @@ def test_exported_label_ids_score_the_four_official_scores_as_cityscapesscripts(
         path = save_cityscapes(preds, sample["name"], tmp_path / "results")
         assert path.relative_to(tmp_path / "results").as_posix() == f"frankfurt/{sample['name']}_leftImg8bit.png"
     ours = by_group(metrics.named_scores())
-    theirs = official_scores(cityscapes_root, tmp_path / "results")
+    theirs = official_scores(cityscapes_export_root, tmp_path / "results")
     assert 0.2 < ours["mIoU"] < 0.9 and 0.2 < ours["iIoU"] < 0.9 and ours["iIoU"] != pytest.approx(ours["mIoU"], abs=0.01)
     assert np.isnan(ours["IoU"]["motorcycle"]) and np.isnan(ours["iIoU_class"]["motorcycle"])  # in neither map
     assert ours["IoU"]["sidewalk"] == 0.0  # predicted, not in the ground truth
     assert_official_scores(ours, theirs)
 
 
-def test_eval_export_matches_cityscapesscripts(cityscapes_root, cityscapes_checkpoint, official_scores, tmp_path):
+def test_eval_export_matches_cityscapesscripts(cityscapes_export_root, cityscapes_checkpoint, official_scores, tmp_path):
     cfg = make_cfg(tmp_path, f"ckpt_path={cityscapes_checkpoint}", "export.format=cityscapes", config_name="eval")
     metrics = evaluate(cfg)
     exported = sorted((tmp_path / "predictions").rglob("*.png"))
@@ -128,7 +128,7 @@ def test_eval_export_matches_cityscapesscripts(cityscapes_root, cityscapes_check
     ]
     label_ids = set(np.unique(np.concatenate([np.asarray(Image.open(p)).ravel() for p in exported])).tolist())
     assert label_ids <= {label.id for label in LABELS if 0 <= label.train_id < 255}  # label ids, not train ids
-    assert_official_scores(metrics, official_scores(cityscapes_root, tmp_path / "predictions"))
+    assert_official_scores(metrics, official_scores(cityscapes_export_root, tmp_path / "predictions"))
 
 
 def test_unlabelled_test_split_gets_predictions_without_scores(cityscapes_checkpoint, tmp_path):

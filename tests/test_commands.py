@@ -22,7 +22,7 @@ from seglab.tasks.semantic import SemanticSegmentationModule
 from seglab.writers.instances import INSTANCE_EXPORT_FORMATS
 from seglab.writers.semantic import EXPORT_FORMATS
 
-from tests.conftest import QUICK
+from tests.helpers import QUICK
 
 COMMANDS = ("train", "eval", "predict", "export", "report")
 

@@ -13,7 +13,7 @@ from seglab.config.compose import CONFIG_DIR, compose_config
 from seglab.config.hydra_errors import explain_composition_error
 from seglab.config.validation import check_config
 
-from tests.conftest import run_script
+from tests.helpers import run_in_process, run_script
 
 GROUPS = [
     "data",
@@ -100,7 +100,7 @@ def test_help_lists_the_config_groups():
 
 
 def test_cfg_job_prints_the_composed_config():
-    result = run_script("train.py", "--cfg", "job", "model/backbone=resnet50")
+    result = run_in_process("train.py", "--cfg", "job", "model/backbone=resnet50")
     assert result.returncode == 0, result.stderr
     assert "name: resnet50" in result.stdout and "_target_: seglab.tasks.SemanticSegmentationModule" in result.stdout
 
@@ -115,8 +115,9 @@ def test_unknown_option_is_one_line_with_the_available_ones_and_exit_status_2():
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_hydra_full_error_shows_the_traceback_too(tmp_path):
-    result = run_script("train.py", "data.batch_sze=3", env={"HYDRA_FULL_ERROR": "1"})
+def test_hydra_full_error_shows_the_traceback_too(monkeypatch):
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    result = run_in_process("train.py", "data.batch_sze=3")
     assert result.returncode == 2
     assert "Traceback" in result.stderr and "ConfigAttributeError: Key 'batch_sze' is not in struct" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: data.batch_sze is not in the config; did you mean")

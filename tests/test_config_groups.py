@@ -18,7 +18,7 @@ from seglab.config.compose import CONFIG_DIR, compose_config, group_options
 from seglab.config.preflight import check_optimizer_choice
 from seglab.runtime.errors import UserError
 
-from tests.conftest import make_cfg
+from tests.helpers import make_cfg
 
 CONF = Path(CONFIG_DIR)
 DATA = group_options("data")

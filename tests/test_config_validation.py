@@ -19,7 +19,7 @@ from seglab.commands.train import train
 from seglab.config.validation import PRECISIONS, _compiled, check_config, training_rules
 from seglab.runtime.errors import UserError
 
-from tests.conftest import make_cfg
+from tests.helpers import make_cfg
 
 COMMAND_RULES = {"train": {}, "eval": EVAL_RULES, "predict": PREDICT_RULES, "export": EXPORT_RULES, "report": REPORT_RULES}
 REQUIRED = {"eval": ["ckpt_path=x.ckpt"], "predict": ["ckpt_path=x.ckpt", "input=x.png"], "export": ["ckpt_path=x.ckpt"]}
@@ -215,7 +215,7 @@ def test_train_refuses_bad_values_before_building_anything(tmp_path, monkeypatch
 
 # Presets and commands that between them hold every key the rules name.
 COMPOSED = [("train", ()), ("train", ("experiment=panoptic_deeplab",)), ("train", ("model=maskrcnn",)),
-            ("train", ("model=deeplabv1",)), ("train", ("model=pspnet",)),
+            ("train", ("model=deeplabv1", "postprocess=densecrf")), ("train", ("model=pspnet",)),
             ("train", ("model=deeplabv3", "loss=ce_dice", "+loss@loss.terms.focal=focal", "+loss@loss.terms.ohem=ohem_ce",
                        "+loss@loss.terms.tversky=tversky", "+loss@loss.terms.lovasz=lovasz")),
             ("train", ("loss=ohem_ce",)), ("train", ("loss=tversky", "callbacks=ema", "logger=many")),

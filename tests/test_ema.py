@@ -6,8 +6,8 @@ import torch
 
 from seglab.commands.train import train
 
-from tests.conftest import TINY, make_cfg
-from tests.probes import EMAProbe
+from tests.helpers import TINY, make_cfg
+from tests.helpers.probes import EMAProbe
 
 DECAY = 0.5
 
@@ -19,7 +19,7 @@ def test_ema_weights_are_validated_and_saved_in_checkpoints(tmp_path):
         "callbacks=ema", f"callbacks.ema.decay={DECAY}",
         # best.ckpt from epoch 1 of 0..2, so the EMA after training differs from the best checkpoint's
         "+callbacks.model_checkpoint.every_n_epochs=2", "callbacks.model_checkpoint.save_last=false",
-        "+callbacks.probe._target_=tests.probes.EMAProbe", f"+callbacks.probe.decay={DECAY}",
+        "+callbacks.probe._target_=tests.helpers.probes.EMAProbe", f"+callbacks.probe.decay={DECAY}",
     )  # fmt: skip
     train(cfg)
     probe = EMAProbe.instance

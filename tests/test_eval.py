@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -24,7 +22,7 @@ from seglab.metrics import SegmentationMetrics
 from seglab.runtime.errors import UserError
 from seglab.viz.palette import default_palette
 
-from tests.conftest import REPO, make_cfg, run_script
+from tests.helpers import assert_one_line_error, make_cfg, run_in_process, run_script
 
 
 def test_evaluate_reproduces_the_training_metric(trained_run, tmp_path):
@@ -123,7 +121,7 @@ def test_eval_overrides_a_key_of_the_checkpoints_preset_without_plus(panoptic_ru
     """eval.yaml composes the default semantic preset, which has no model.center_threshold: the override is
     applied to the checkpoint's Panoptic-DeepLab config, and the rebuilt config is written beside metrics.json."""
     checkpoint = panoptic_run[0] / "checkpoints" / "best.ckpt"
-    result = run_script("eval.py", f"ckpt_path={checkpoint}", "model.center_threshold=0.0", "model.top_k=5", f"hydra.run.dir={tmp_path}")
+    result = run_in_process("eval.py", f"ckpt_path={checkpoint}", "model.center_threshold=0.0", "model.top_k=5", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     rebuilt = OmegaConf.load(tmp_path / "resolved_config.yaml")
     assert rebuilt.model.center_threshold == 0.0 and rebuilt.model.top_k == 5
@@ -136,12 +134,10 @@ def test_eval_overrides_a_key_of_the_checkpoints_preset_without_plus(panoptic_ru
 def test_a_key_in_neither_config_is_one_clear_error(panoptic_run, tmp_path):
     """Through python -m seglab export (which shares eval.py's handling of the command line): one line, exit 2."""
     checkpoint = panoptic_run[0] / "checkpoints" / "best.ckpt"
-    command = [sys.executable, "-m", "seglab", "export", f"ckpt_path={checkpoint}", "model.center_treshold=0.0", f"hydra.run.dir={tmp_path}"]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: the overrides do not apply to the config {checkpoint} was trained with")
-    assert "Could not override 'model.center_treshold'" in lines[0]
+    result = run_in_process("-m", "seglab", "export", f"ckpt_path={checkpoint}", "model.center_treshold=0.0", f"hydra.run.dir={tmp_path}")
+    line = assert_one_line_error(result, "Could not override 'model.center_treshold'")
+    assert line.startswith(f"error: the overrides do not apply to the config {checkpoint} was trained with")
+    assert result.stderr.strip() == line
     with pytest.raises(UserError, match="Could not override 'trainer.max_epoch'"):
         training_config(checkpoint, ["trainer.max_epoch=1"], EVAL_ONLY_KEYS)  # a typo of a key both configs have
 

@@ -15,14 +15,14 @@ from seglab.commands.export import export_model
 from seglab.data.io import image_tensor
 from seglab.runtime.errors import UserError
 
-from tests.conftest import REPO, make_cfg
+from tests.helpers import REPO, make_cfg
 
 # Batch, height and width other than the traced 1x3x64x64, odd sizes included.
 SHAPES = [(1, 3, 64, 64), (2, 3, 48, 80), (1, 3, 37, 53)]
 
 
 @pytest.fixture(scope="module")
-def reference(trained_run):
+def pytorch_logits(trained_run):
     """PyTorch's logits for uint8 images put through the training pipeline's transforms."""
     ckpt = trained_run[0] / "checkpoints" / "best.ckpt"
     datamodule, module = load_trained_model(ckpt, training_config(ckpt, [], ()))
@@ -34,22 +34,22 @@ def reference(trained_run):
     return [torch.from_numpy(batch).permute(0, 3, 1, 2).float() for batch in images], logits
 
 
-def assert_same_logits(run, reference) -> None:
-    for images, expected in zip(*reference):
+def assert_same_logits(run, pytorch_logits) -> None:
+    for images, expected in zip(*pytorch_logits):
         logits = run(images)  # raw 0..255 RGB: the exported model normalises itself
         assert logits.shape == expected.shape
         assert np.abs(logits - expected).max() < 1e-4
 
 
-def test_onnx_export_gives_pytorchs_logits_at_any_size(trained_run, reference, tmp_path):
+def test_onnx_export_gives_pytorchs_logits_at_any_size(trained_run, pytorch_logits, tmp_path):
     ckpt = trained_run[0] / "checkpoints" / "best.ckpt"
     path = export_model(make_cfg(tmp_path, f"ckpt_path={ckpt}", "format=onnx", config_name="export"))
     assert path == tmp_path / "model.onnx"
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert_same_logits(lambda images: session.run(None, {"image": images.numpy()})[0], reference)
+    assert_same_logits(lambda images: session.run(None, {"image": images.numpy()})[0], pytorch_logits)
 
 
-def test_export_command_writes_torchscript_with_pytorchs_logits_at_any_size(trained_run, reference, tmp_path):
+def test_export_command_writes_torchscript_with_pytorchs_logits_at_any_size(trained_run, pytorch_logits, tmp_path):
     output = tmp_path / "deploy" / "seg.pt"
     command = [sys.executable, "-m", "seglab", "export", f"ckpt_path={trained_run[0] / 'checkpoints' / 'best.ckpt'}"]
     command += ["format=torchscript", f"output={output}", f"hydra.run.dir={tmp_path / 'run'}"]
@@ -57,7 +57,7 @@ def test_export_command_writes_torchscript_with_pytorchs_logits_at_any_size(trai
     assert result.returncode == 0, result.stderr
     assert "max abs difference" in result.stdout + result.stderr  # the command checks its own export too
     scripted = torch.jit.load(str(output))
-    assert_same_logits(lambda images: scripted(images).detach().numpy(), reference)
+    assert_same_logits(lambda images: scripted(images).detach().numpy(), pytorch_logits)
 
 
 def test_unknown_format_is_a_clear_error(trained_run, tmp_path):

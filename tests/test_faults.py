@@ -13,14 +13,14 @@ from seglab.checkpointing.preemption import Preempted
 from seglab.commands.train import train
 from seglab.runtime.errors import UserError
 
-from tests.conftest import QUICK, make_cfg
+from tests.helpers import QUICK, make_cfg
 
 # QUICK with 4 steps per epoch and last.ckpt written after every step.
 FAULTY = [*QUICK, "data.dataset.lengths={train: 32, val: 8, test: 8}", "callbacks.model_checkpoint.every_n_train_steps=1"]
 
 
 def _probe(name: str, **args) -> list[str]:
-    return [f"+callbacks.{name}._target_=tests.probes.{name}"] + [f"+callbacks.{name}.{k}={v}" for k, v in args.items()]
+    return [f"+callbacks.{name}._target_=tests.helpers.probes.{name}"] + [f"+callbacks.{name}.{k}={v}" for k, v in args.items()]
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGUSR1"])
@@ -38,7 +38,7 @@ def test_preemption_signal_saves_a_checkpoint_and_stops(name, tmp_path):
 
 
 def test_nan_loss_stops_with_the_step_and_the_last_good_checkpoint(tmp_path):
-    cfg = make_cfg(tmp_path, *FAULTY, "loss._target_=tests.probes.NaNLoss", "+loss.nan_calls=[3]")
+    cfg = make_cfg(tmp_path, *FAULTY, "loss._target_=tests.helpers.probes.NaNLoss", "+loss.nan_calls=[3]")
     with pytest.raises(UserError) as stopped:
         train(cfg)
 
@@ -52,7 +52,7 @@ def test_nan_loss_stops_with_the_step_and_the_last_good_checkpoint(tmp_path):
 
 def test_skip_nonfinite_skips_the_batches_and_counts_them(tmp_path, caplog):
     cfg = make_cfg(
-        tmp_path, *FAULTY, "loss._target_=tests.probes.NaNLoss", "+loss.nan_calls=[2,3]", "trainer.skip_nonfinite=true"
+        tmp_path, *FAULTY, "loss._target_=tests.helpers.probes.NaNLoss", "+loss.nan_calls=[2,3]", "trainer.skip_nonfinite=true"
     )
     metrics = train(cfg)
 

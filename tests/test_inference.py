@@ -10,7 +10,7 @@ from seglab.config.builders import build_datamodule, build_model
 from seglab.inference import slide_inference, tta_inference, whole_inference
 from seglab.runtime.errors import UserError
 
-from tests.conftest import make_cfg
+from tests.helpers import make_cfg
 
 CROP = (16, 24)
 

@@ -27,9 +27,9 @@ from seglab.runtime.errors import UserError
 from seglab.tasks import InstanceSegmentationModule, PanopticDeepLabModule
 from seglab.writers.instances import coco_results, write_cityscapes_instances
 
-from tests.cityscapes_tree import write_cityscapes_tree
-from tests.conftest import make_cfg
-from tests.dataset_trees import write_coco_tree
+from tests.helpers import make_cfg
+from tests.helpers.cityscapes_tree import write_cityscapes_tree
+from tests.helpers.dataset_trees import write_coco_tree
 
 CATEGORIES = {1: "person", 3: "car", 18: "dog"}
 UNANNOTATED = {25: "kite"}  # listed in the json, no ground truth: COCOeval leaves it out of the mean

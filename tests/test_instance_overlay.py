@@ -7,6 +7,8 @@ import torch
 
 from seglab.viz.instances import draw_instances, instance_colours
 
+from tests.helpers.stand_ins import brightness_instances
+
 
 def two_squares() -> tuple[np.ndarray, dict]:
     image = np.full((64, 96, 3), 40, dtype=np.uint8)
@@ -66,15 +68,6 @@ class RecordingSink:
         pass
 
 
-def brightness_instances(images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-    """One 'disk' instance per image, its bright red pixels (a stand-in for a trained model: deterministic per image)."""
-    predictions = []
-    for image in images:
-        mask = image[0] > 0
-        predictions.append({"masks": mask[None], "labels": torch.tensor([1]), "scores": torch.tensor([0.8]), "semantic": mask.long()})
-    return predictions
-
-
 def test_validation_media_show_the_scored_instances_of_an_instance_model(monkeypatch):
     from types import SimpleNamespace
 
@@ -85,7 +78,7 @@ def test_validation_media_show_the_scored_instances_of_an_instance_model(monkeyp
     from seglab.config.builders import build_datamodule
     from seglab.viz.validation_media import ValidationMedia
 
-    from tests.conftest import QUICK
+    from tests.helpers import QUICK
 
     cfg = compose_config("train", [*QUICK, "model=panoptic_deeplab", "model.instance_decoder.out_channels=32"])
     datamodule = build_datamodule(cfg)  # with instance targets: the task asks for them

@@ -15,18 +15,11 @@ from seglab.commands.train import train
 from seglab.config.compose import compose_config
 from seglab.runtime.errors import UserError
 
-from tests.conftest import TINY_INSTANCES, make_cfg
-from tests.test_presets import one_thread  # noqa: F401 (autouse: tiny tensors gain nothing from threads)
+from tests.helpers import SMALL_DETECTOR, TINY_INSTANCES, make_cfg
+from tests.helpers.stand_ins import brightness_instances
 
-# torchvision's Mask R-CNN samples 512 RoIs per training image and keeps 1000 proposals per test image: far more
-# than 32x32 images need, and most of a CPU step.
-SMALL_DETECTOR = [
-    "+model.detector_options.box_batch_size_per_image=16",
-    "+model.detector_options.rpn_post_nms_top_n_train=100",
-    "+model.detector_options.rpn_post_nms_top_n_test=50",
-    "model.detections_per_image=10",
-    "model.anchor_sizes=[8,16,32,64,128]",
-]
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors gain nothing from threads
+
 SHARED_NAMES = {"val/mAP", "val/mAP_50", "val/mAP_75", "val/AP/disk", "val/AP/square", "val/AP/triangle", "val/AP/cross"}
 PANOPTIC_NAMES = {
     "val/PQ", "val/SQ", "val/RQ", "val/PQ_things", "val/PQ_stuff", "val/RQ_stuff", "val/PQ_class/disk", "val/mIoU", "val/IoU/disk"
@@ -116,7 +109,6 @@ def test_predict_writes_each_images_instances_as_overlay_and_json(panoptic_run, 
     from seglab.data.datasets import SyntheticShapes
     from seglab.tasks import PanopticDeepLabModule
 
-    from tests.test_instance_overlay import brightness_instances
 
     run_dir, _ = panoptic_run
     Image.fromarray(SyntheticShapes("test", lengths={"test": 1}, image_size=(40, 56)).generate(0)[0]).save(tmp_path / "shapes.png")

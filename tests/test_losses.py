@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
-from contextlib import contextmanager
 
 import pytest
 import segmentation_models_pytorch as smp
@@ -15,7 +13,9 @@ from hydra.utils import instantiate
 from seglab.config.compose import compose_config
 from seglab.losses import CrossEntropyLoss, FocalLoss, LovaszSoftmaxLoss, OhemCrossEntropyLoss
 from seglab.losses.class_weights import check_class_weights, class_weight_nodes
-from seglab.runtime.errors import UserError, user_error_cause
+from seglab.runtime.errors import UserError
+
+from tests.helpers import raises_user_error
 
 LOSSES = ["ce", "ohem_ce", "ohem_topk_ce", "dice", "jaccard", "tversky", "focal", "lovasz", "ce_dice", "ce_lovasz"]
 NUM_CLASSES = 5  # the synthetic data's
@@ -114,15 +114,6 @@ def test_class_weights_of_the_wrong_length_are_refused_with_the_option_and_both_
 def test_bad_class_weight_values_are_refused(value, message):
     with pytest.raises(UserError, match=message):
         check_class_weights(compose_config("train", [f"loss.class_weights={value}"]))
-
-
-@contextmanager
-def raises_user_error(match: str):
-    """Expect a UserError, also when Hydra's instantiate wrapped it (as the entry points unwrap it)."""
-    with pytest.raises(Exception) as info:
-        yield
-    error = user_error_cause(info.value)
-    assert error is not None and re.search(match, str(error)), info.value
 
 
 def hardest_pixel_mask(logits: torch.Tensor, target: torch.Tensor, count: int) -> torch.Tensor:

@@ -73,7 +73,7 @@ def test_fixed_samples_are_predicted_from_the_validation_pass_or_by_a_forward_pa
 
     from seglab.config.compose import compose_config
 
-    from tests.conftest import QUICK
+    from tests.helpers import QUICK
 
     cfg = compose_config("train", QUICK)
     datamodule = instantiate(cfg.data, _convert_="partial")

@@ -1,4 +1,4 @@
-"""The PQ and official Cityscapes metrics summed over 2 DDP processes (gloo) give the scores of one process."""
+"""The PQ, official Cityscapes and boundary metrics summed over 2 DDP processes (gloo) give the scores of one process."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import torch.multiprocessing as mp
 from seglab.data.datasets import CityscapesDataset
 from seglab.metrics.cityscapes_instance import CityscapesInstanceAP
 from seglab.metrics.cityscapes_pixel import CityscapesSegmentationMetrics
+from seglab.metrics.boundary import BoundaryIoU, TrimapMIoU
 from seglab.metrics.panoptic import PanopticMetrics
 
-from tests.cityscapes_tree import write_cityscapes_tree
+from tests.helpers.cityscapes_tree import write_cityscapes_tree
 
 
 def panoptic_pair(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,13 +54,17 @@ def cityscapes_inputs(root: Path, index: int) -> tuple[dict, torch.Tensor, torch
 def all_scores(root: Path, indices: list[int]) -> dict[str, float]:
     """Every score of the three metrics over the given val images and panoptic pairs (synced under DDP)."""
     panoptic, pixel, instance = PanopticMetrics([2, 3], num_classes=4), CityscapesSegmentationMetrics(), CityscapesInstanceAP()
+    boundary = [TrimapMIoU(19, widths=(1, 3)), BoundaryIoU(19)]
     for index in indices:
         panoptic.update_maps(*(m[None] for m in panoptic_pair(index)))
         prediction, semantic, target, instance_ids = cityscapes_inputs(root, index)
         pixel.update(semantic[None], target[None], instance_ids[None])
         instance.update([prediction], instance_ids[None])
+        for metric in boundary:
+            metric.update(semantic[None], target[None])
     scores = {**panoptic.scores(), **instance.scores()}
     scores.update({name: float(value) for name, value in pixel.named_scores().items()})
+    scores.update({name: float(value) for metric in boundary for name, value in metric.compute().items()})
     return scores
 
 
@@ -94,7 +99,9 @@ def test_two_processes_sum_the_states_to_the_one_process_scores(tmp_path):
     assert second.exitcode == 0
     rank1 = json.loads((tmp_path / "rank1.json").read_text())
     one = all_scores(root, [0, 1, 2])
-    for name in ("PQ", "PQ_things", "mIoU", "iIoU", "mIoU_category", "iIoU_category", "AP_cityscapes", "AP50_cityscapes"):
+    reals = ("PQ", "PQ_things", "mIoU", "iIoU", "mIoU_category", "iIoU_category", "AP_cityscapes", "AP50_cityscapes",
+             "trimap_mIoU/1", "trimap_mIoU/3", "boundary_mIoU")  # fmt: skip
+    for name in reals:
         assert 0.0 < one[name] < 1.0, name  # real scores, so a lost or doubled image would show
     assert set(rank0) == set(rank1) == set(one)
     for name, value in one.items():

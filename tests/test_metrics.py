@@ -62,7 +62,7 @@ def test_scores_count_every_pixel_of_the_label_not_of_the_prediction(tmp_path):
     # counts the label's pixels (minus the ignored ones).
     from seglab.config.builders import build_datamodule, build_model
 
-    from tests.conftest import make_cfg
+    from tests.helpers import make_cfg
 
     cfg = make_cfg(tmp_path, "model/backbone=resnet18")
     module = build_model(cfg, build_datamodule(cfg)).eval()
@@ -72,3 +72,24 @@ def test_scores_count_every_pixel_of_the_label_not_of_the_prediction(tmp_path):
         preds = module.validation_step({"image": torch.randn(2, 3, 32, 32), "mask": target}, 0)["masks"]["prediction"]
     assert preds.shape == (2, 64, 64)
     assert module.val_metrics.confmat.sum().item() == 2 * 61 * 64
+
+
+def test_the_tests_recomputed_miou_agrees_with_the_metric_and_catches_a_wrong_score(monkeypatch):
+    """The end-to-end tests compare the logged mIoU with tests/helpers/metrics.py's recomputation: it must equal
+    SegmentationMetrics on maps with ignored pixels and a class in neither map, and fail on any other value."""
+    from tests.helpers.metrics import assert_miou_is_recomputed, recomputed_miou
+    from tests.helpers.probes import ValidationRecorder
+
+    generator = torch.Generator().manual_seed(0)
+    targets = [torch.randint(0, 4, (2, 6, 7), generator=generator) for _ in range(3)]  # class 4 never appears
+    predictions = [torch.randint(0, 4, (2, 6, 7), generator=generator) for _ in range(3)]
+    targets[0][0, :2] = 255
+    monkeypatch.setattr(ValidationRecorder, "last", {"predictions": predictions, "targets": targets})
+    metric = SegmentationMetrics(num_classes=5, ignore_index=255)
+    for preds, target in zip(predictions, targets):
+        metric.update(preds, target)
+    logged = float(metric.compute()["mIoU"])
+    assert recomputed_miou() == pytest.approx(logged, abs=1e-6)
+    assert_miou_is_recomputed({"val/mIoU": logged})
+    with pytest.raises(AssertionError):
+        assert_miou_is_recomputed({"val/mIoU": logged + 0.01})

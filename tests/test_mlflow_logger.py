@@ -15,7 +15,7 @@ import pytest
 
 from seglab.commands.train import train
 
-from tests.conftest import QUICK, make_cfg
+from tests.helpers import QUICK, make_cfg
 
 mlflow = pytest.importorskip("mlflow")
 

@@ -9,8 +9,8 @@ from hydra.utils import instantiate
 
 from seglab.commands.train import train
 
-from tests.conftest import TINY, make_cfg
-from tests.probes import COMPILED_GRAPHS, GradientProbe, PrecisionProbe
+from tests.helpers import RECORD_VALIDATION, TINY, assert_miou_is_recomputed, make_cfg
+from tests.helpers.probes import COMPILED_GRAPHS, GradientProbe, PrecisionProbe
 
 SMALL = ["model/backbone=resnet18", "data.dataset.image_size=[32,32]", "data.dataset.lengths={train:16,val:4,test:4}", "data.batch_size=4"]
 no_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -27,18 +27,18 @@ no_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA 
 def test_mixed_precision_runs_the_network_in_16_bits_and_the_loss_in_float32(precision, accelerator, network_dtype, tmp_path):
     cfg = make_cfg(
         tmp_path, "debug=fdr", *SMALL, f"trainer.precision={precision}", f"trainer.accelerator={accelerator}",
-        "model.channels_last=true", "+callbacks.probe._target_=tests.probes.PrecisionProbe",
+        "model.channels_last=true", "+callbacks.probe._target_=tests.helpers.probes.PrecisionProbe", RECORD_VALIDATION,
     )  # fmt: skip
     metrics = train(cfg)
     seen = PrecisionProbe.seen
     assert seen["classifier_dtype"] == network_dtype
     assert seen["loss_logits_dtype"] == torch.float32 and seen["loss_autocast"] is False
     assert seen["conv_input_channels_last"] is True
-    assert 0.0 <= metrics["val/mIoU"] <= 1.0
+    assert_miou_is_recomputed(metrics)
 
 
 def test_images_stay_in_the_default_layout_without_channels_last(tmp_path):
-    train(make_cfg(tmp_path, "debug=fdr", *SMALL, "+callbacks.probe._target_=tests.probes.PrecisionProbe"))
+    train(make_cfg(tmp_path, "debug=fdr", *SMALL, "+callbacks.probe._target_=tests.helpers.probes.PrecisionProbe"))
     assert PrecisionProbe.seen["conv_input_channels_last"] is False
     assert PrecisionProbe.seen["classifier_dtype"] == torch.float32
 
@@ -60,7 +60,7 @@ def test_gradient_accumulation_and_clipping(tmp_path):
     cfg = make_cfg(
         tmp_path, *TINY, *SMALL, "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
         "trainer.accumulate_grad_batches=2", "trainer.gradient_clip_val=0.01",
-        "+callbacks.probe._target_=tests.probes.GradientProbe",
+        "+callbacks.probe._target_=tests.helpers.probes.GradientProbe",
     )  # fmt: skip
     train(cfg)
     assert len(GradientProbe.norms) == 2  # 4 batches, one optimizer step per 2

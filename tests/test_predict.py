@@ -13,7 +13,7 @@ from seglab.commands.predict import find_inputs, predict
 from seglab.data.datasets import SyntheticShapes
 from seglab.runtime.errors import UserError
 
-from tests.conftest import make_cfg, run_script
+from tests.helpers import make_cfg, run_in_process, run_script
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_unreadable_file_is_named_and_the_others_still_run(trained_run, photos, 
 
 def test_predict_overrides_a_key_of_the_checkpoints_preset_without_plus(panoptic_run, photos, tmp_path):
     checkpoint = panoptic_run[0] / "checkpoints" / "best.ckpt"
-    result = run_script(
+    result = run_in_process(
         "predict.py", f"ckpt_path={checkpoint}", f"input={photos / 'wide.png'}", f"output_dir={tmp_path / 'out'}",
         "model.center_threshold=0.0", "model.top_k=2", f"hydra.run.dir={tmp_path}",
     )  # fmt: skip

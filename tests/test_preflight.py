@@ -17,7 +17,7 @@ from seglab.commands.train import train
 from seglab.config.compose import compose_config
 from seglab.runtime.errors import UserError, exit_on_user_error
 
-from tests.conftest import TINY, make_cfg, run_script
+from tests.helpers import TINY, make_cfg, run_script
 
 # Cityscapes whose root does not exist: a check that passes goes on to read the data and fails on the root instead.
 NO_CITYSCAPES = ["data=cityscapes", "data.root=/nonexistent/cityscapes", "data.backbone_weights=null"]

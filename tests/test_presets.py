@@ -4,7 +4,6 @@ matches torchvision layer for layer, and the auxiliary head's loss is logged dur
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,23 +11,11 @@ from hydra.utils import instantiate
 from torch import nn
 
 from seglab.commands.train import train
-from seglab.config.compose import CONFIG_DIR, compose_config
+from seglab.config.compose import compose_config
 
-from tests.conftest import make_cfg, run_script
+from tests.helpers import PRESETS, assert_one_line_error, make_cfg, run_in_process
 
-# The semantic presets (the instance ones are tested in test_instance_training.py).
-PRESETS = sorted(
-    path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml") if "SemanticSegmentationModule" in path.read_text()
-)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine waiting threads cost tenfold."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build_preset(preset: str, *overrides: str) -> nn.Module:
@@ -139,10 +126,8 @@ def test_auxiliary_loss_is_logged_in_training_and_the_checkpoint_evaluates(tmp_p
 
 
 def test_a_backbone_mistake_stops_train_py_with_one_line(tmp_path):
-    result = run_script("train.py", "model/backbone=resnet18", "model.backbone.multi_grid=[1,2,4]", "debug=fdr", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 2
-    assert "error: model.backbone.multi_grid=[1, 2, 4]: the last stage of resnet18 has 2 blocks" in result.stderr
-    assert "Traceback" not in result.stderr
+    result = run_in_process("train.py", "model/backbone=resnet18", "model.backbone.multi_grid=[1,2,4]", "debug=fdr", f"hydra.run.dir={tmp_path}")
+    assert_one_line_error(result, "error: model.backbone.multi_grid=[1, 2, 4]: the last stage of resnet18 has 2 blocks")
 
 
 @pytest.mark.parametrize("preset", PRESETS)

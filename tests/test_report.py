@@ -13,7 +13,7 @@ from seglab.commands.report import format_report, model_report
 from seglab.config.compose import compose_config
 from seglab.runtime.errors import UserError
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_report_command_prints_the_table_and_saves_the_heat_map(tmp_path):

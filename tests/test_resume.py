@@ -31,7 +31,7 @@ from seglab.runtime.run_dir import check_run_dir
 from seglab.tracking.csv import CSVLogger
 from seglab.tracking.wandb_history import history_rows
 
-from tests.conftest import REPO, make_cfg
+from tests.helpers import REPO, make_cfg
 
 # 32 images of 32x32 in batches of 8: 4 steps per epoch, 12 in all; last.ckpt after steps 2, 6, 10 and every epoch.
 RUN = [
@@ -54,7 +54,7 @@ SIGNALS = "logger=[csv,wandb]"  # those of the Ctrl-C / SIGTERM runs
 
 def _interrupt(name: str, signal_name: str, at: str, times: int = 1) -> list[str]:
     probe = f"+callbacks.{name}"
-    settings = {"_target_": "tests.probes.Interrupt", "signal": signal_name, "at": at, "times": times}
+    settings = {"_target_": "tests.helpers.probes.Interrupt", "signal": signal_name, "at": at, "times": times}
     return [f"{probe}.{key}={value}" for key, value in settings.items()]
 
 
@@ -102,7 +102,7 @@ def _train_here(monkeypatch: pytest.MonkeyPatch, run_dir: Path, logs: Path, *ove
 
 
 @pytest.fixture(scope="module")
-def reference(logs) -> Path:
+def uninterrupted_run(logs) -> Path:
     """The uninterrupted run, with every logger."""
     run_dir = logs / "train" / "runs" / "reference"
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -169,13 +169,13 @@ def _resumed_from(done: subprocess.CompletedProcess, path: Path, epoch: int, ste
 
 
 @pytest.mark.slow
-def test_sigkill_at_every_boundary_resumes_into_the_same_run(reference, logs, tmp_path, caplog, monkeypatch):
+def test_sigkill_at_every_boundary_resumes_into_the_same_run(uninterrupted_run, logs, tmp_path, caplog, monkeypatch):
     run_dir, marker = logs / "train" / "runs" / "killed", tmp_path / "saving"
     last = run_dir / "checkpoints" / "last.ckpt"
 
     # Killed while writing the checkpoint of step 6 (mid-epoch): the one of the end of epoch 0 stays intact.
     hang = [f"+callbacks.hang.{key}={value}" for key, value in
-            {"_target_": "tests.probes.HangInSave", "step": 6, "marker": marker}.items()]
+            {"_target_": "tests.helpers.probes.HangInSave", "step": 6, "marker": marker}.items()]
     killed = subprocess.Popen(_command(run_dir, logs, KILLS, *hang), cwd=REPO, env=_environment(logs),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
@@ -207,11 +207,11 @@ def test_sigkill_at_every_boundary_resumes_into_the_same_run(reference, logs, tm
         _train_here(monkeypatch, run_dir, logs, KILLS, "ckpt_path=last")
     assert f"Resuming from {last} (epoch 2, step 12)" in caplog.text
     assert not list(last.parent.glob("last-v*.ckpt")) and not list(last.parent.glob(".*.partial"))
-    _assert_same_run(reference, run_dir, logs, ("csv", "tensorboard", "mlflow"))
+    _assert_same_run(uninterrupted_run, run_dir, logs, ("csv", "tensorboard", "mlflow"))
 
 
 @pytest.mark.slow
-def test_ctrl_c_and_sigterm_save_stop_and_resume_into_the_same_run(reference, logs, monkeypatch):
+def test_ctrl_c_and_sigterm_save_stop_and_resume_into_the_same_run(uninterrupted_run, logs, monkeypatch):
     run_dir = logs / "train" / "runs" / "stopped"
     last = run_dir / "checkpoints" / "last.ckpt"
 
@@ -239,7 +239,7 @@ def test_ctrl_c_and_sigterm_save_stop_and_resume_into_the_same_run(reference, lo
 
     # Resumed from the older file: steps 7-12, trained and logged already, are trained again and logged once.
     _train_here(monkeypatch, run_dir, logs, SIGNALS, f"ckpt_path={last.with_name('step6.ckpt')}")
-    _assert_same_run(reference, run_dir, logs, ("csv", "wandb"))
+    _assert_same_run(uninterrupted_run, run_dir, logs, ("csv", "wandb"))
     segments = list((run_dir / "wandb").glob("offline-run-*"))
     run_id = (run_dir / "wandb" / "run_id").read_text().strip()
     assert len(segments) == 4 and all(path.name.endswith(f"-{run_id}") for path in segments)  # one W&B run

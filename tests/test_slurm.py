@@ -15,8 +15,8 @@ from seglab.checkpointing.requeue import requeued_checkpoint
 from seglab.commands.train import train
 from seglab.config.compose import compose_config
 
-from tests.conftest import TINY, make_cfg
-from tests.probes import ResumeProbe
+from tests.helpers import TINY, make_cfg
+from tests.helpers.probes import ResumeProbe
 
 
 def test_slurm_launcher_config_asks_for_the_cluster_shape_and_the_requeue_signal(tmp_path, monkeypatch):
@@ -80,7 +80,7 @@ def test_requeued_training_resumes_from_last_checkpoint(trained_run, tmp_path, m
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # SLURM started this job again, in the same run directory
     cfg = make_cfg(
         tmp_path, *TINY, f"trainer.max_epochs={checkpoint['epoch'] + 2}", "data.dataset.lengths={train:16,val:8,test:8}",
-        "+callbacks.probe._target_=tests.probes.ResumeProbe",
+        "+callbacks.probe._target_=tests.helpers.probes.ResumeProbe",
     )  # fmt: skip
     train(cfg)
     assert ResumeProbe.seen["global_step"] == checkpoint["global_step"]

@@ -13,7 +13,7 @@ from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from seglab.config.compose import CONFIG_DIR, compose_config
 
-from tests.conftest import QUICK, REPO, run_script
+from tests.helpers import QUICK, REPO, run_script
 
 SWEEP = yaml.safe_load((REPO / "sweep.yaml").read_text())
 

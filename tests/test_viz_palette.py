@@ -14,8 +14,8 @@ from seglab.viz.palette import colorize, default_palette, overlay
 from seglab.viz.panels import panel
 from seglab.writers.semantic import save_color
 
-from tests.cityscapes_tree import write_cityscapes_tree
-from tests.conftest import make_cfg
+from tests.helpers.cityscapes_tree import write_cityscapes_tree
+from tests.helpers import make_cfg
 
 
 def test_colour_masks_overlays_and_panels_share_one_palette():

@@ -12,8 +12,8 @@ import wandb
 
 from seglab.commands.train import train
 
-from tests.conftest import QUICK, make_cfg
-from tests.wandb_records import OfflineRun
+from tests.helpers import QUICK, make_cfg
+from tests.helpers.wandb_records import OfflineRun
 
 # Two epochs, so that every dashboard item is logged more than once.
 FAST = [*QUICK, "trainer.max_epochs=2"]

@@ -24,7 +24,7 @@ from seglab.config.builders import build_datamodule, build_model
 from seglab.runtime.errors import UserError
 from seglab.runtime.write_targets import check_writable_dir, checkpoint_size
 
-from tests.conftest import QUICK, TINY, make_cfg, run_script
+from tests.helpers import QUICK, TINY, assert_one_line_error, make_cfg, run_in_process
 
 RUN_DIR_FIX = "choose a writable folder with hydra.run.dir=<dir> (or SEGLAB_OUTPUT_DIR=<dir> for every run)"
 # Read-only as root (a read-only mount) or not (chmod): the reasons the operating system gives.
@@ -171,7 +171,7 @@ def test_a_disk_that_fills_during_the_run_stops_it_naming_the_file_and_the_last_
 ):
     if disk == "tmpfs":  # another program fills the disk at step 3, before its checkpoint is saved
         run_dir = small_disk(96) / "run"
-        overrides = ["+callbacks.fill._target_=tests.probes.FillDisk", "+callbacks.fill.step=3",
+        overrides = ["+callbacks.fill._target_=tests.helpers.probes.FillDisk", "+callbacks.fill.step=3",
                      f"+callbacks.fill.path={run_dir.parent / 'filler'}"]
     else:  # the operating system refuses the third save
         run_dir, overrides, saves = tmp_path / "run", [], []
@@ -196,7 +196,5 @@ def test_a_disk_that_fills_during_the_run_stops_it_naming_the_file_and_the_last_
 
 
 def test_the_command_line_refuses_a_read_only_run_dir_before_hydra_writes_into_it(read_only_dir):
-    result = run_script("train.py", f"hydra.run.dir={read_only_dir / 'run'}")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: hydra.run.dir={read_only_dir / 'run'} is not writable (")
-    assert "Traceback" not in result.stdout + result.stderr
+    result = run_in_process("train.py", f"hydra.run.dir={read_only_dir / 'run'}")
+    assert_one_line_error(result, f"error: hydra.run.dir={read_only_dir / 'run'} is not writable (")

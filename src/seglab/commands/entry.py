@@ -22,7 +22,6 @@ unchanged.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import sys
 from pathlib import Path

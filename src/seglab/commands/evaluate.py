@@ -70,7 +70,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if export_format is not None:
         metrics["export"] = {"format": export_format, "dir": str(Path(cfg.export.dir).resolve())}
         log.info("Wrote %d %s predictions to %s", callbacks[0].written, export_format, cfg.export.dir)
-    if trainer.is_global_zero:  # under DDP every rank runs evaluate(); rank 0 writes the file
+    if trainer.is_global_zero:  # under DDP every rank runs evaluate(); rank 0 writes the files
+        title = f"{ckpt_path.name}, {split}, {mode} inference"
+        curve = save_trimap_curve(logged, split, train_cfg, run_dir / "trimap_curve.png", title) if labelled else None
+        if curve is not None:
+            metrics["trimap_curve"] = str(curve.resolve())
         write_json(metrics, run_dir / "metrics.json")
     if labelled:
         table = {k: v for k, v in logged.items() if k != f"{split}/loss"}
@@ -107,3 +111,18 @@ def metrics_by_name(logged: dict[str, float], split: str) -> dict[str, Any]:
         else:
             metrics[name] = value
     return metrics
+
+
+def save_trimap_curve(logged: dict[str, float], split: str, train_cfg: DictConfig, path: Path, title: str) -> Path | None:
+    """Draw the trimap curve (mIoU against band width; with a post-processing the network's own curve beside it)
+    as a PNG; ``None`` when the scores hold no trimap mIoU (instance models, ``metrics.trimap_widths=[]``)."""
+    from PIL import Image
+
+    from seglab.viz.trimap_curve import curve_prefixes, trimap_curve_image, trimap_curves
+
+    curves = trimap_curves(logged, curve_prefixes(f"{split}/", train_cfg.get("postprocess") is not None))
+    if not curves:
+        return None
+    Image.fromarray(trimap_curve_image(curves, title)).save(path)
+    return path
+

@@ -119,6 +119,12 @@ def export_model(cfg: DictConfig) -> Path:
     check_writable_dir(path.parent, key, fix)
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     train_cfg = training_config(ckpt_path, run_overrides(), EXPORT_ONLY_KEYS, trusted=cfg.trusted)
+    if train_cfg.get("postprocess") is not None:
+        raise UserError(
+            "the exported model is the network alone (logits out); the dense CRF of postprocess=... is not part of "
+            "it: drop the postprocess override and run the CRF on the exported model's softmax "
+            "(seglab.inference.crf.DenseCRF)"
+        )
     save_rebuilt_config(train_cfg, Path(cfg.paths.output_dir))
     datamodule, module = load_trained_model(ckpt_path, train_cfg)
     if not module.exportable:

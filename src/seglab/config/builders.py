@@ -63,7 +63,17 @@ def instance_targets(cfg: DictConfig) -> dict[str, bool]:
 
 def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
     check_num_classes(cfg.model.num_classes, datamodule.num_classes)
-    return instantiate_part(cfg.model)
+    if cfg.get("postprocess") is None:
+        return instantiate_part(cfg.model)
+    if "postprocess" not in cfg.model:
+        model = cfg.model._target_.rsplit(".", 1)[-1]
+        raise UserError(
+            f"postprocess (a dense CRF) refines semantic class maps, and {model} predicts instances: drop the "
+            "postprocess=... override"
+        )
+    from seglab.data.transforms import find_normalize  # the CRF's colour images are the inputs un-normalised
+
+    return instantiate_part(cfg.model, input_normalize=find_normalize(datamodule.val_transforms))
 
 
 def check_num_classes(model_classes: int, data_classes: int) -> None:

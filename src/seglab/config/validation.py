@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any, Iterator, Mapping
+from typing import Iterator, Mapping
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -67,6 +67,8 @@ def training_rules() -> dict[str, Rule]:
     from lightning.pytorch.accelerators import AcceleratorRegistry
     from lightning.pytorch.strategies import StrategyRegistry
 
+    from seglab.inference.crf import METHODS as CRF_METHODS
+    from seglab.inference.crf import NORMALIZATIONS as CRF_NORMALIZATIONS
     from seglab.losses.balancing import METHODS as CLASS_WEIGHT_METHODS
 
     return {
@@ -130,6 +132,16 @@ def training_rules() -> dict[str, Rule]:
         "scheduler.min_lr": number(0),
         "scheduler.warmup_steps": integer(0),
         "scheduler.warmup_ratio": PROBABILITY,
+        # Boundary metrics and the dense CRF (the postprocess group).
+        "metrics.trimap_widths": sequence(integer(1)) | exactly([], "none"),
+        "metrics.boundary_dilation_ratio": optional(number(above=0, below=1)),
+        "postprocess.iterations": integer(1),
+        "postprocess.w1": number(0),
+        "postprocess.w2": number(0),
+        "postprocess.theta_*": number(above=0),
+        "postprocess.normalization": one_of(*CRF_NORMALIZATIONS),
+        "postprocess.method": one_of(*CRF_METHODS),
+        "postprocess.exact_max_pixels": integer(0),
         # Model (decoder keys also for Panoptic-DeepLab's instance_decoder).
         "model.num_classes": integer(1),
         "model.backbone_lr_mult": number(0),

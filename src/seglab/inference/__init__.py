@@ -2,7 +2,8 @@
 
 Each mode is a small pure function ``mode(net, images, **options) -> logits``; the ``inference`` config group
 binds the options with Hydra's ``_partial_`` and the task, eval.py and predict.py call the result as
-``inference(net, images)``.
+``inference(net, images)``. Post-processing of their softmax (the ``postprocess`` group: the dense CRF of
+:mod:`seglab.inference.crf`) is the task's, which also holds the input normalisation the CRF undoes.
 """
 
 from seglab.inference.slide import slide_inference

@@ -10,8 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglab.data.transforms import Normalize
 from seglab.inference import whole_inference
+from seglab.inference.crf import DenseCRF
 from seglab.metrics import SegmentationMetrics
+from seglab.metrics.boundary import DEFAULT_DILATION_RATIO, DEFAULT_TRIMAP_WIDTHS, BoundaryIoU, TrimapMIoU
 from seglab.metrics.cityscapes_inputs import require_instance_ids
 from seglab.metrics.cityscapes_pixel import semantic_metrics
 from seglab.models import Segmentor
@@ -29,7 +32,12 @@ class SemanticSegmentationModule(L.LightningModule):
     a :class:`~seglab.losses.CombinedLoss` as ``train/loss/<name>``). Evaluation steps return
     ``{"masks": {"prediction": labels}}`` for callbacks that show or write them. With ``cityscapes_scores``
     they also log the official Cityscapes ``iIoU``, ``mIoU_category``, ``iIoU_category``, ``iIoU_class/<class>``
-    and ``IoU_category/<category>`` (:mod:`seglab.metrics.cityscapes_pixel`).
+    and ``IoU_category/<category>`` (:mod:`seglab.metrics.cityscapes_pixel`). Boundary metrics
+    (:mod:`seglab.metrics.boundary`): ``<stage>/trimap_mIoU/<w>`` per band width, ``<stage>/boundary_mIoU`` and
+    ``<stage>/boundary_IoU/<class name>``. With a ``postprocess`` the scores are those of the post-processed
+    prediction, and ``<stage>/network/mIoU``, ``<stage>/network/trimap_mIoU/<w>`` and
+    ``<stage>/network/boundary_mIoU`` those of the network's own (the same pass scores both); the loss is always
+    the network's.
 
     Args:
         backbone: encoder module (see :func:`seglab.models.build_backbone`).
@@ -53,6 +61,12 @@ class SemanticSegmentationModule(L.LightningModule):
             :mod:`seglab.inference`; default: one pass over the whole image).
         cityscapes_scores: also score as the official Cityscapes evaluation (the 19 Cityscapes classes; the
             evaluation batches hold the gtFine ``instance_ids``).
+        postprocess: a :class:`~seglab.inference.crf.DenseCRF` refining the softmax of the inference mode's
+            logits at the input resolution (validation, test and :meth:`class_scores`), or ``None``.
+        input_normalize: the data's :class:`~seglab.data.transforms.Normalize`, undone to give the CRF the
+            colour image (required with ``postprocess``; :func:`seglab.config.builders.build_model` passes it).
+        trimap_widths: band widths (pixels) of the trimap mIoU; empty: none.
+        boundary_dilation_ratio: Boundary IoU's band as a fraction of the image diagonal; ``None``: no Boundary IoU.
 
     Under mixed precision the network runs in 16 bits, but its logits are upsampled in float32 (see
     :class:`~seglab.models.Segmentor`) and the loss is computed in float32 with autocast off.
@@ -75,9 +89,14 @@ class SemanticSegmentationModule(L.LightningModule):
         channels_last: bool = False,
         compile: bool | dict[str, Any] = False,
         cityscapes_scores: bool = False,
+        postprocess: DenseCRF | None = None,
+        input_normalize: Normalize | None = None,
+        trimap_widths: Sequence[int] = DEFAULT_TRIMAP_WIDTHS,
+        boundary_dilation_ratio: float | None = DEFAULT_DILATION_RATIO,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone", "decoder", "loss", "optimizer", "scheduler", "inference"])
+        ignored = ["backbone", "decoder", "loss", "optimizer", "scheduler", "inference", "postprocess", "input_normalize"]
+        self.save_hyperparameters(ignore=ignored)
         self.net = Segmentor(backbone, decoder, num_classes, dropout=classifier_dropout, aux_head=bool(aux_weight))
         self.aux_weight = aux_weight or 0.0
         self.loss = loss
@@ -96,6 +115,22 @@ class SemanticSegmentationModule(L.LightningModule):
         self.cityscapes_scores = cityscapes_scores
         self.val_metrics = semantic_metrics(num_classes, ignore_index, self.class_names, cityscapes_scores)
         self.test_metrics = semantic_metrics(num_classes, ignore_index, self.class_names, cityscapes_scores)
+        if postprocess is not None and input_normalize is None:
+            raise UserError(
+                "postprocess=densecrf needs the colour images, but data.val_transforms has no "
+                "seglab.data.transforms.Normalize to undo; add one or drop postprocess"
+            )
+        self.postprocess = postprocess
+        self.input_normalize = input_normalize
+        boundary = dict(
+            num_classes=num_classes, ignore_index=ignore_index, class_names=self.class_names,
+            trimap_widths=list(trimap_widths), dilation_ratio=boundary_dilation_ratio,
+        )  # fmt: skip
+        self.val_boundary = boundary_metrics(**boundary)
+        self.test_boundary = boundary_metrics(**boundary)
+        # The network's own scores beside the post-processed ones, for the before/after comparison.
+        self.val_network = network_metrics(boundary) if postprocess is not None else None
+        self.test_network = network_metrics(boundary) if postprocess is not None else None
 
     # What the builders and the commands ask the task. Instance targets: only with data.return_instances=true (the
     # Cityscapes iIoU reads instance ids of its own). eval.mode / predict.mode: every option of the inference group.
@@ -133,8 +168,8 @@ class SemanticSegmentationModule(L.LightningModule):
         from seglab.data.io import model_input
         from seglab.writers.semantic import save_classes, save_color
 
-        logits = self.inference(self.net, model_input(image, transforms, self.device))
-        classes = logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
+        _, scores = self.class_scores(model_input(image, transforms, self.device))  # with the post-processing, if any
+        classes = scores.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
         mask = save_classes(classes, out_dir / f"{stem}_mask.png")
         return [mask, save_color(classes, image, palette, out_dir / f"{stem}_color.png", overlay_alpha)]
 
@@ -145,6 +180,15 @@ class SemanticSegmentationModule(L.LightningModule):
         """The batch's images in the network's memory format."""
         images = batch["image"]
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def class_scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, scores)`` at the images' size: the inference mode's logits and what the prediction is the
+        argmax of, the post-processed probabilities with a ``postprocess`` (else the logits themselves)."""
+        logits = self.inference(self.net, images)
+        if self.postprocess is None:
+            return logits, logits
+        probs = logits.float().softmax(dim=1)
+        return logits, self.postprocess(probs, self.input_normalize.denormalize(images.float()))
 
     def compute_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The loss in float32, with autocast off: mixed precision speeds up the network, not the loss."""
@@ -165,40 +209,85 @@ class SemanticSegmentationModule(L.LightningModule):
         self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], on_step=True, on_epoch=False)
         return loss
 
-    def _evaluation_step(self, batch: dict[str, Any], metrics: SegmentationMetrics, stage: str) -> dict[str, Any]:
+    def _evaluation_step(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:
         """Update the metrics; return the predicted classes at the label's resolution (for media and writers)."""
         target = batch["mask"].long()
-        logits = self.inference(self.net, self.images(batch))
+        logits, scores = self.class_scores(self.images(batch))
         if logits.shape[-2:] != target.shape[-2:]:  # score at the label's resolution
-            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+            size = target.shape[-2:]
+            if self.postprocess is not None:  # the post-processed probabilities
+                scores = F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+            scores = logits if self.postprocess is None else scores
         self.log(f"{stage}/loss", self.compute_loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
-        preds = logits.argmax(dim=1)
+        preds = scores.argmax(dim=1)
+        metrics = getattr(self, f"{stage}_metrics")
         if self.cityscapes_scores:
             metrics.update(preds, target, require_instance_ids(batch))
         else:
             metrics.update(preds, target)
+        for metric in getattr(self, f"{stage}_boundary").values():
+            metric.update(preds, target)
+        network = getattr(self, f"{stage}_network")
+        if network is not None:
+            network_preds = logits.argmax(dim=1)
+            for metric in network.values():
+                metric.update(network_preds, target)
         return {"masks": {"prediction": preds}}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return self._evaluation_step(batch, self.val_metrics, "val")
+        return self._evaluation_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        return self._evaluation_step(batch, self.test_metrics, "test")
+        return self._evaluation_step(batch, "test")
 
-    def _log_scores(self, metrics: SegmentationMetrics, stage: str) -> None:
+    def _log_scores(self, stage: str) -> None:
+        metrics: SegmentationMetrics = getattr(self, f"{stage}_metrics")
         values = {f"{stage}/{name}": value for name, value in metrics.named_scores().items()}  # synced by torchmetrics
         self.log(f"{stage}/mIoU", values.pop(f"{stage}/mIoU").float(), prog_bar=True)
         self.log_dict({key: value.float() for key, value in values.items()})
         metrics.reset()
+        network = getattr(self, f"{stage}_network")
+        for prefix, group in ((f"{stage}/", getattr(self, f"{stage}_boundary")), (f"{stage}/network/", network)):
+            for metric in (group or {}).values():
+                scores = metric_scores(metric, means_only=group is network)
+                self.log_dict({prefix + name: value.float() for name, value in scores.items()})
+                metric.reset()
 
     def on_validation_epoch_end(self) -> None:
-        self._log_scores(self.val_metrics, "val")
+        self._log_scores("val")
 
     def on_test_epoch_end(self) -> None:
-        self._log_scores(self.test_metrics, "test")
+        self._log_scores("test")
 
     def configure_optimizers(self) -> dict[str, Any]:
         return optimizers_with_backbone_group(
             self, self.net.backbone.parameters(), self.optimizer_factory, self.scheduler_factory,
             self.backbone_lr_mult, self.trainer.estimated_stepping_batches,
         )  # fmt: skip
+
+
+def boundary_metrics(
+    num_classes: int, ignore_index: int, class_names: Sequence[str], trimap_widths: Sequence[int], dilation_ratio: float | None
+) -> nn.ModuleDict:
+    """The trimap mIoU (unless ``trimap_widths`` is empty) and Boundary IoU (unless ``dilation_ratio`` is None)."""
+    metrics = nn.ModuleDict()
+    if len(trimap_widths):
+        metrics["trimap"] = TrimapMIoU(num_classes, trimap_widths, ignore_index)
+    if dilation_ratio is not None:
+        metrics["boundary"] = BoundaryIoU(num_classes, dilation_ratio, ignore_index, class_names)
+    return metrics
+
+
+def network_metrics(options: dict[str, Any]) -> nn.ModuleDict:
+    """The network's own mIoU and boundary metrics, scored beside a post-processed prediction."""
+    metrics = boundary_metrics(**options)
+    metrics["confusion"] = SegmentationMetrics(options["num_classes"], options["ignore_index"], options["class_names"])
+    return metrics
+
+
+def metric_scores(metric: nn.Module, means_only: bool = False) -> dict[str, torch.Tensor]:
+    """A boundary metric's scores, or a confusion matrix's mIoU; ``means_only`` leaves out the per-class ones
+    (for the network's scores beside a post-processed prediction)."""
+    scores = {"mIoU": metric.named_scores()["mIoU"]} if isinstance(metric, SegmentationMetrics) else metric.compute()
+    return {name: value for name, value in scores.items() if not (means_only and name.startswith("boundary_IoU/"))}

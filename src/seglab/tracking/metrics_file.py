@@ -24,22 +24,32 @@ def _nan_to_none(value):
     return value
 
 
+# Scores of the trimap (one per band width) and the prefix of a network's own scores beside post-processed ones.
+TRIMAP, NETWORK, BAND_WIDTH = "trimap_mIoU", "network/", "band width (px)"
+
+
 def format_metrics_table(metrics: Mapping[str, float], title: str) -> str:
     """A plain-text table: summary metrics first, then one row per class with a column per per-class score
-    (``<stage>/IoU/<class>``, ``<stage>/Acc/<class>``, ``<stage>/AP/<class>``)."""
-    summary = {key: value for key, value in metrics.items() if key.count("/") == 1}
-    per_class: dict[str, dict[str, float]] = {}
+    (``<stage>/IoU/<class>``, ``<stage>/Acc/<class>``, ``<stage>/AP/<class>``), then one row per trimap band
+    width (``<stage>/trimap_mIoU/<w>``, and ``<stage>/network/trimap_mIoU/<w>`` beside a post-processed one)."""
+    summary, per_class, per_width = {}, {}, {}
     for key, value in metrics.items():
-        parts = key.split("/", 2)
-        if len(parts) == 3:
-            per_class.setdefault(parts[2], {})[parts[1]] = value
-    columns = list(dict.fromkeys(score for scores in per_class.values() for score in scores))
-    width = max([len(key) for key in [*summary, *per_class]] + [len(title), len("class")])
+        stage, _, name = key.partition("/")
+        score, _, row = name.removeprefix(NETWORK).rpartition("/")
+        if score == TRIMAP:
+            per_width.setdefault(row, {})[name.removesuffix(f"/{row}")] = value
+        elif key.count("/") == 1 or name.startswith(NETWORK):
+            summary[key] = value
+        else:
+            per_class.setdefault(row, {})[score] = value
+    width = max([len(key) for key in [*summary, *per_class]] + [len(title), len("class"), len(BAND_WIDTH)])
     lines = [title, "-" * (width + 10)]
     lines += [f"{key:<{width}}  {_fmt(value)}" for key, value in summary.items()]
-    if per_class:
-        lines += ["", f"{'class':<{width}}" + "".join(f"  {c:>8}" for c in columns), "-" * (width + 10 * len(columns))]
-        lines += [f"{name:<{width}}" + "".join(f"  {_fmt(s.get(c))}" for c in columns) for name, s in per_class.items()]
+    for heading, rows in (("class", per_class), (BAND_WIDTH, per_width)):
+        columns = list(dict.fromkeys(score for scores in rows.values() for score in scores))
+        if rows:
+            lines += ["", f"{heading:<{width}}" + "".join(f"  {c:>8}" for c in columns), "-" * (width + 10 * len(columns))]
+            lines += [f"{name:<{width}}" + "".join(f"  {_fmt(s.get(c)):>{max(8, len(c))}}" for c in columns) for name, s in rows.items()]
     return "\n".join(lines)
 
 

@@ -1,5 +1,5 @@
-"""Dashboard media after every validation: the per-class IoU table, the confusion matrix, and a fixed set of
-validation images with their ground truth and prediction.
+"""Dashboard media after every validation: the per-class IoU table, the confusion matrix, the trimap curve and a
+fixed set of validation images with their ground truth and prediction.
 
 The images are the same ones every time (spread evenly over the validation split), so a dashboard's step
 slider shows how the predictions evolve. Their predictions are taken from the validation pass itself (the
@@ -28,14 +28,15 @@ from seglab.tracking.media import MaskedImage, media_sinks
 from seglab.viz.instances import draw_instances
 from seglab.viz.palette import Palette, default_palette
 from seglab.viz.panels import confusion_matrix_image, to_display
+from seglab.viz.trimap_curve import curve_prefixes, trimap_curve_image, trimap_curves
 
 TABLE_COLUMNS = ["class", "IoU", "Acc", "GT pixels", "predicted pixels"]
 
 
 class ValidationMedia(L.Callback):
-    """Logs ``val/per_class`` (table), ``val/confusion_matrix`` (image) and ``val/samples`` (images with
-    ``ground_truth`` and ``prediction`` masks; instance models also ``val/instances/<k>``) to every logger that
-    shows media, once per validation.
+    """Logs ``val/per_class`` (table), ``val/confusion_matrix`` and ``val/trimap_curve`` (images) and
+    ``val/samples`` (images with ``ground_truth`` and ``prediction`` masks; instance models also
+    ``val/instances/<k>``) to every logger that shows media, once per validation.
 
     Args:
         num_images: how many validation images to show (0: none).
@@ -43,13 +44,19 @@ class ValidationMedia(L.Callback):
             by the largest whole factor that fits (nearest neighbour, so masks stay crisp).
         class_table: log the per-class IoU / accuracy table.
         confusion_matrix: log the confusion matrix (normalised per ground-truth class) as an image.
+        trimap_curve: log the trimap curve (:mod:`seglab.viz.trimap_curve`) as ``val/trimap_curve`` when the
+            task scores trimap mIoU.
     """
 
-    def __init__(self, num_images: int = 4, max_size: int = 512, class_table: bool = True, confusion_matrix: bool = True) -> None:
+    def __init__(
+        self, num_images: int = 4, max_size: int = 512, class_table: bool = True, confusion_matrix: bool = True,
+        trimap_curve: bool = True,
+    ) -> None:  # fmt: skip
         self.num_images = num_images
         self.max_size = max_size
         self.class_table = class_table
         self.confusion_matrix = confusion_matrix
+        self.trimap_curve = trimap_curve
         self.sinks: list = []
         self.samples: list[dict[str, Any]] | None = None
         self.seen: dict[str, dict[str, np.ndarray]] = {}  # sample name -> masks predicted in this validation
@@ -82,6 +89,7 @@ class ValidationMedia(L.Callback):
         if trainer.sanity_checking or not self.sinks:
             return
         confmat = self._confusion_matrix(pl_module)  # every process takes part in the sum
+        curves = self._trimap_curves(pl_module) if self.trimap_curve else {}  # synced too
         if not trainer.is_global_zero:
             return
         step = trainer.global_step
@@ -94,6 +102,10 @@ class ValidationMedia(L.Callback):
             picture = confusion_matrix_image(confmat.numpy(), names)
             for sink in self.sinks:
                 sink.log_image("val/confusion_matrix", picture, step)
+        if curves:
+            picture = trimap_curve_image(curves, f"trimap mIoU, step {step}")
+            for sink in self.sinks:
+                sink.log_image("val/trimap_curve", picture, step)
         if self.num_images:
             items = self.render_samples(trainer, pl_module)
             for sink in self.sinks:
@@ -111,6 +123,16 @@ class ValidationMedia(L.Callback):
             return None
         with metric.sync_context():
             return metric.confmat.detach().cpu().clone()
+
+    @staticmethod
+    def _trimap_curves(pl_module: L.LightningModule) -> dict[str, dict[int, float]]:
+        """The validation trimap curves (summed over processes), the network's own beside a post-processed one."""
+        network = getattr(pl_module, "val_network", None)
+        scores = {}
+        for prefix, group in (("val/", getattr(pl_module, "val_boundary", None)), ("val/network/", network)):
+            if group is not None and "trimap" in group:
+                scores.update({prefix + name: value.item() for name, value in group["trimap"].compute().items()})
+        return trimap_curves(scores, curve_prefixes("val/", network is not None))
 
     def fixed_samples(self, trainer: L.Trainer) -> list[dict[str, Any]]:
         """The validation samples to show, picked once, evenly spread over the split."""

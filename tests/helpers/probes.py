@@ -1,4 +1,4 @@
-"""Callbacks that tests add through the config (``+callbacks.<name>._target_=tests.probes.<Class>``)."""
+"""Callbacks that tests add through the config (``+callbacks.<name>._target_=tests.helpers.probes.<Class>``)."""
 
 from __future__ import annotations
 
@@ -222,3 +222,17 @@ class FillDisk(L.Callback):
         if trainer.global_step == self.step:
             free = shutil.disk_usage(self.path.parent).free
             self.path.write_bytes(b"\0" * max(free - self.left, 0))
+
+
+class ValidationRecorder(L.Callback):
+    """Keeps the predicted and the true label maps of the last validation epoch (a run's final ``validate``), so a
+    test can recompute the logged mIoU from them (:func:`tests.helpers.metrics.recomputed_miou`)."""
+
+    last: dict[str, list[torch.Tensor]] = {}
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        ValidationRecorder.last = {"predictions": [], "targets": []}
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: ANN001
+        ValidationRecorder.last["predictions"].append(outputs["masks"]["prediction"].detach().cpu())
+        ValidationRecorder.last["targets"].append(batch["mask"].detach().cpu())
