@@ -5,7 +5,8 @@
 Each command runs ``--runs`` times in a fresh interpreter; its CPU time (user + system, from
 ``resource.getrusage(RUSAGE_CHILDREN)``) is the median over the runs, so other work on the machine changes the
 figures less than wall-clock time would. The reference is a bare ``@hydra.main`` app, written to a temporary file,
-that composes the checkout's ``conf/train.yaml`` and does nothing: what Hydra itself costs. The target is
+that composes the checkout's ``conf/train.yaml`` and does nothing (what Hydra itself costs); it runs in the same
+rounds as each command, and each ratio is to its median of those rounds. The target is
 ``train.py --help`` within 1.5x of it. ``--checkout`` measures another checkout of seglab (e.g. an older one) with
 the same reference, to compare: a command it does not have is shown as ``-``.
 """
@@ -71,26 +72,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         bare = Path(scratch) / "bare_app.py"
         bare.write_text(BARE_APP.format(conf=str(REPO / "conf")))
-        reference = statistics.median(
-            cpu_seconds([str(bare), "--help"], Path(scratch), checkout_env(REPO), 0) for _ in range(args.runs)
-        )
-        print(f"{'bare @hydra.main app --help (reference)':48s} {reference:6.2f} s CPU")
         header = "".join(f" {c.name[:18]:>18s}" for c in checkouts)
-        print(f"{'command':48s}{header}   (CPU s, x reference)")
+        print(f"{'command':48s} {'bare app':>8s}{header}   (CPU s, x the bare app's in the same rounds)")
         for name, argv, status in COMMANDS:
+            reference: list[float | None] = []
             times: dict[Path, list[float | None]] = {checkout: [] for checkout in checkouts}
-            for _ in range(args.runs):  # the checkouts in turn, so a change in the machine's load hits both alike
+            for _ in range(args.runs):  # the reference and the checkouts in turn: a change of load hits all alike
+                reference.append(cpu_seconds([str(bare), "--help"], Path(scratch), checkout_env(REPO), 0))
                 for checkout in checkouts:
                     with tempfile.TemporaryDirectory() as cwd:  # the run folders of the commands go there
                         full = [str(checkout / argv[0]), *argv[1:]] if argv[0].endswith(".py") else argv
                         env = {**checkout_env(checkout), "SEGLAB_OUTPUT_DIR": cwd}
                         times[checkout].append(cpu_seconds(full, Path(cwd), env, status))
+            bare_seconds = statistics.median(reference)
             cells = [
-                "-" if None in runs else f"{statistics.median(runs):6.2f} ({statistics.median(runs) / reference:4.1f}x)"
+                "-" if None in runs else f"{statistics.median(runs):6.2f} ({statistics.median(runs) / bare_seconds:4.1f}x)"
                 for runs in times.values()
             ]
-            print(f"{name:48s}" + "".join(f" {cell:>18s}" for cell in cells))
-
+            print(f"{name:48s} {bare_seconds:8.2f}" + "".join(f" {cell:>18s}" for cell in cells))
 
 if __name__ == "__main__":
     main()
