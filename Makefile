@@ -1,4 +1,4 @@
-# make install: create .venv and install seglab with its dependencies (and the dev tools for the tests).
+# make install: create .venv and install seglab with every extra and the dev tools for the tests (seglab[all,dev]).
 # make train:   set up, then train DeepLabV3+ / ResNet-18 on the built-in synthetic dataset (experiment=quickstart).
 # make test:    set up, then run the whole test suite.
 PYTHON ?= python3
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	$(BIN)/python -m pip install --quiet --no-deps "panopticapi-lite==0.2.0"
 	touch $@
 

@@ -23,6 +23,7 @@ from seglab.writers.instances import INSTANCE_EXPORT_FORMATS
 from seglab.writers.semantic import EXPORT_FORMATS
 
 from tests.helpers import QUICK
+from tests.helpers.commands import logging_restored
 
 COMMANDS = ("train", "eval", "predict", "export", "report")
 
@@ -56,7 +57,8 @@ def test_python_m_seglab_runs_the_command_and_keeps_its_name_for_other_ranks(tmp
     monkeypatch.setattr(train_command, "run", run)
     monkeypatch.setattr(sys, "argv", ["seglab"])
     typed = ["seed=3", f"hydra.run.dir={tmp_path}", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
-    entry.dispatch(["train", *typed])
+    with logging_restored():  # the disabled job logging would silence the loggers of later tests
+        entry.dispatch(["train", *typed])
     assert seen == {"argv": ["train", *typed], "seed": 3, "task_name": "train"}
     assert sys.argv[1:] == ["train", *typed]
     entry._prefix.clear()

@@ -16,7 +16,7 @@ from seglab.commands.export import EXPORT_RULES
 from seglab.commands.predict import PREDICT_RULES
 from seglab.commands.report import REPORT_RULES
 from seglab.commands.train import train
-from seglab.config.validation import PRECISIONS, TRAINING_RULES, _compiled, check_config
+from seglab.config.validation import PRECISIONS, _compiled, check_config, training_rules
 from seglab.runtime.errors import UserError
 
 from tests.helpers import make_cfg
@@ -253,7 +253,7 @@ def test_every_rule_names_a_key_of_some_config_or_an_argument_of_its_target(tmp_
                     walk(value, f"{prefix}{name}.")
 
         walk(cfg)
-    tables = [TRAINING_RULES, *COMMAND_RULES.values()]
+    tables = [training_rules(), *COMMAND_RULES.values()]
     unused = []
     for pattern in [pattern for table in tables for pattern in table]:
         parent, _, name = pattern.rpartition(".")

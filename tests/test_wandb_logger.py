@@ -8,6 +8,7 @@ import logging
 
 import pytest
 import torch
+import wandb
 
 from seglab.commands.train import train
 
@@ -149,5 +150,7 @@ def test_logger_many_also_feeds_tensorboard_and_csv(wandb_run):
 def test_wandb_writes_its_local_log_every_second(tmp_path):
     from seglab.tracking.wandb import create_wandb_logger
 
+    if "x_transaction_log_flush_interval" not in getattr(wandb.Settings, "model_fields", {}):
+        pytest.skip("wandb < 0.31 has no setting for how often its local log is written (it writes every 15 s)")
     logger = create_wandb_logger(save_dir=str(tmp_path), offline=True)  # the run itself starts when first used
     assert logger._wandb_init["settings"].x_transaction_log_flush_interval == 1.0  # W&B's default: 15 s

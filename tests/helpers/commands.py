@@ -16,6 +16,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 from hydra.core.global_hydra import GlobalHydra
 
@@ -40,17 +41,17 @@ def run_in_process(script: str, *args: str, cwd: Path = REPO) -> subprocess.Comp
     :func:`run_script` (``script`` is a file of the repository, or ``-m`` and a module name as the first arg).
 
     An exception the command lets through is raised here (a subprocess would print its traceback and exit 1).
-    Logging handlers the run installs (Hydra's console and ``.log`` file) are removed afterwards.
+    What the run does to logging (Hydra's console and ``.log`` handlers, disabled loggers) is undone afterwards.
     """
     module = args[0] if script == "-m" else None
     argv = [module or str(REPO / script), *(args[1:] if module else args)]
-    saved_argv, saved_handlers = sys.argv, _logging_handlers()
+    saved_argv = sys.argv
     out, err = io.StringIO(), io.StringIO()
     returncode = 0
     GlobalHydra.instance().clear()
     try:
         sys.argv = argv
-        with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+        with logging_restored(), contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if module:
                 runpy.run_module(module, run_name="__main__", alter_sys=True)
@@ -60,7 +61,6 @@ def run_in_process(script: str, *args: str, cwd: Path = REPO) -> subprocess.Comp
         returncode = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     finally:
         sys.argv = saved_argv
-        _restore_logging_handlers(saved_handlers)
         GlobalHydra.instance().clear()
     return subprocess.CompletedProcess(argv, returncode, out.getvalue(), err.getvalue())
 
@@ -69,15 +69,18 @@ def _loggers() -> list[logging.Logger]:
     return [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
 
 
-def _logging_handlers() -> dict[str, tuple[list[logging.Handler], int, bool]]:
-    return {logger.name: (list(logger.handlers), logger.level, logger.propagate) for logger in _loggers()}
-
-
-def _restore_logging_handlers(saved: dict[str, tuple[list[logging.Handler], int, bool]]) -> None:
-    kept = {id(handler) for handlers, _, _ in saved.values() for handler in handlers}
-    for logger in _loggers():
-        for handler in logger.handlers:
-            if id(handler) not in kept:
-                handler.close()
-        logger.handlers, level, logger.propagate = saved.get(logger.name, ([], logging.NOTSET, True))
-        logger.setLevel(level)
+@contextlib.contextmanager
+def logging_restored() -> Iterator[None]:
+    """Undo what a Hydra run does to logging (its handlers, levels, propagation, and the loggers that a
+    ``disable_existing_loggers: true`` job-logging config disables), so later tests' ``caplog`` still sees records."""
+    saved = {lg.name: (list(lg.handlers), lg.level, lg.propagate, lg.disabled) for lg in _loggers()}
+    try:
+        yield
+    finally:
+        kept = {id(handler) for handlers, *_ in saved.values() for handler in handlers}
+        for logger in _loggers():
+            for handler in logger.handlers:
+                if id(handler) not in kept:
+                    handler.close()
+            logger.handlers, level, logger.propagate, logger.disabled = saved.get(logger.name, ([], logging.NOTSET, True, False))
+            logger.setLevel(level)

@@ -23,6 +23,7 @@ from seglab.config.validation import check_config
 from seglab.config.value_rules import PATH, integer, number, one_of, optional
 from seglab.data.transforms import find_normalize
 from seglab.runtime.errors import UserError
+from seglab.runtime.extras import require_extra
 from seglab.runtime.write_targets import check_room, check_writable_dir, explain_write_failures, state_size
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,7 @@ class DeployableSegmentor(nn.Module):
 
 def export_onnx(model: nn.Module, path: Path, opset: int = 17) -> Path:
     """Write ``model`` as ONNX with input ``image`` and output ``logits``, batch/height/width dynamic."""
-    try:
-        import onnx  # noqa: F401  (the exporter needs it)
-    except ImportError:
-        raise UserError("ONNX export needs the onnx package: pip install 'seglab[export]'") from None
+    require_extra("export", "format=onnx", ("onnx",))  # the exporter needs it
     dynamic = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         # The TorchScript-based exporter (deprecated upstream, so it warns) keeps the network's input-size
@@ -96,10 +94,9 @@ def export_torchscript(model: nn.Module, path: Path) -> Path:
 def run_exported(path: Path, images: torch.Tensor) -> np.ndarray:
     """Logits of an exported model file (ONNX through onnxruntime, TorchScript through torch.jit)."""
     if path.suffix == ".onnx":
-        try:
-            import onnxruntime
-        except ImportError:
-            raise UserError("checking an ONNX export needs onnxruntime: pip install 'seglab[export]' (or atol=null)") from None
+        require_extra("export", "checking an ONNX export (atol=null skips it)", ("onnxruntime",))
+        import onnxruntime
+
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return session.run(None, {"image": images.numpy()})[0]
     return torch.jit.load(str(path)).eval()(images).detach().numpy()

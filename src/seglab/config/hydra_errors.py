@@ -25,6 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from seglab.config.compose import CONFIG_DIR
 from seglab.runtime.errors import UserError, exit_with_message
+from seglab.runtime.extras import install_command, plugin_extra
 from seglab.tracking.redaction import redact_command_line
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
@@ -47,6 +48,9 @@ def explain_composition_error(err: Exception) -> str:
 
 def _unknown_option(missing: str, options: list[str]) -> str:
     group, _, option = missing.rpartition("/")
+    extra = plugin_extra(missing)
+    if extra:  # an option that a Hydra plugin adds, and the plugin is not installed
+        return f"{group}={option} comes with a Hydra plugin that is not installed: {install_command(extra)}"
     if not options:  # not a config group at all
         guess = _closest(group, config_groups())
         return f"{group} is not a config group" + (f"; did you mean {guess}={option}?" if guess else "")

@@ -1,6 +1,6 @@
 """Every config value is checked before anything is built: a table of rules keyed by dotted config path.
 
-:data:`TRAINING_RULES` covers the training config (which eval.py, predict.py, the export and the report compose
+:func:`training_rules` covers the training config (which eval.py, predict.py, the export and the report compose
 too); each command adds the rules of its own keys (``eval.split``, ``predict.device``, ``format``, ...) and calls
 :func:`check_config` first. A key matches a pattern where ``*`` stands for any part of one key
 (``trainer.limit_*_batches``, ``loss.terms.*.gamma``); keys the table does not name, and values that follow another
@@ -20,8 +20,6 @@ from functools import lru_cache
 from typing import Iterator, Mapping
 
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.accelerators import AcceleratorRegistry
-from lightning.pytorch.strategies import StrategyRegistry
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -29,9 +27,6 @@ from seglab.config.compose import group_options
 from seglab.config.value_rules import (
     FLAG, MAPPING, PATH, Rule, exactly, integer, number, one_of, optional, pair, sequence, show,
 )
-from seglab.inference.crf import METHODS as CRF_METHODS
-from seglab.inference.crf import NORMALIZATIONS as CRF_NORMALIZATIONS
-from seglab.losses.balancing import METHODS as CLASS_WEIGHT_METHODS
 from seglab.runtime.errors import UserError, user_error_cause
 
 SIZE = pair(integer(1), "[height, width]")
@@ -64,133 +59,145 @@ LOSS_RULES: dict[str, Rule] = {
     "classes": one_of("present", "all"),
 }
 
-TRAINING_RULES: dict[str, Rule] = {
-    # The run.
-    "seed": optional(integer(0, 2**32 - 1)),
-    "ckpt_path": optional(PATH),
-    "trusted": FLAG,
-    "test": FLAG,
-    "auto_class_weights": one_of(*CLASS_WEIGHT_METHODS),
-    "paths.log_dir": PATH,
-    "paths.output_dir": PATH,
-    # Data.
-    "data.root": optional(PATH),
-    "data.num_classes": integer(1),
-    "data.ignore_index": integer(),
-    "data.batch_size": integer(1),
-    "data.val_batch_size": optional(integer(1)),
-    "data.num_workers": integer(0),
-    "data.crop_size": SIZE,
-    "data.strict_labels": FLAG,
-    "data.return_instances": optional(FLAG),
-    "data.pin_memory": optional(FLAG),
-    "data.persistent_workers": FLAG,
-    "data.dataset.image_size": SIZE,
-    "data.dataset.lengths.*": integer(0),
-    "data.dataset.num_objects": pair(integer(0), "[fewest, most]"),
-    # Trainer.
-    "trainer.accelerator": one_of("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())) | MAPPING,
-    "trainer.strategy": one_of("auto", *StrategyRegistry.available_strategies()) | MAPPING,
-    "trainer.devices": integer(1) | exactly(-1, "every device") | one_of("auto") | DEVICE_IDS | sequence(integer(0)),
-    "trainer.num_nodes": integer(1),
-    "trainer.precision": one_of(*PRECISIONS),
-    "trainer.max_epochs": optional(integer(1) | NO_LIMIT),
-    "trainer.max_steps": integer(1) | NO_LIMIT,
-    "trainer.min_epochs": optional(integer(0)),
-    "trainer.min_steps": optional(integer(0)),
-    "trainer.check_val_every_n_epoch": optional(integer(1)),
-    "trainer.val_check_interval": optional(integer(1) | number(above=0, maximum=1)),
-    "trainer.log_every_n_steps": integer(0),
-    "trainer.gradient_clip_val": optional(number(0)),
-    "trainer.gradient_clip_algorithm": optional(one_of("norm", "value")),
-    "trainer.accumulate_grad_batches": integer(1),
-    "trainer.num_sanity_val_steps": integer(-1),
-    "trainer.deterministic": optional(FLAG | one_of("warn")),
-    "trainer.benchmark": optional(FLAG),
-    "trainer.limit_*_batches": optional(BATCHES),
-    "trainer.overfit_batches": BATCHES,
-    "trainer.fast_dev_run": FLAG | integer(0),
-    "trainer.sync_batchnorm": FLAG,
-    "trainer.skip_nonfinite": FLAG,
-    # Optimizer and learning-rate schedule.
-    "optimizer.lr": number(above=0),
-    "optimizer.weight_decay": number(0),
-    "optimizer.momentum": PROBABILITY,
-    "optimizer.dampening": PROBABILITY,
-    "optimizer.nesterov": FLAG,
-    "optimizer.betas": pair(number(0, below=1), "[beta1, beta2]"),
-    "optimizer.eps": number(above=0),
-    "optimizer.amsgrad": FLAG,
-    "scheduler.power": number(0),
-    "scheduler.min_lr": number(0),
-    "scheduler.warmup_steps": integer(0),
-    "scheduler.warmup_ratio": PROBABILITY,
-    # Boundary metrics and the dense CRF (the postprocess group).
-    "metrics.trimap_widths": sequence(integer(1)) | exactly([], "none"),
-    "metrics.boundary_dilation_ratio": optional(number(above=0, below=1)),
-    "postprocess.iterations": integer(1),
-    "postprocess.w1": number(0),
-    "postprocess.w2": number(0),
-    "postprocess.theta_*": number(above=0),
-    "postprocess.normalization": one_of(*CRF_NORMALIZATIONS),
-    "postprocess.method": one_of(*CRF_METHODS),
-    "postprocess.exact_max_pixels": integer(0),
-    # Model (decoder keys also for Panoptic-DeepLab's instance_decoder).
-    "model.num_classes": integer(1),
-    "model.backbone_lr_mult": number(0),
-    "model.classifier_dropout": PROBABILITY,
-    "model.aux_weight": optional(number(0)),
-    "model.channels_last": FLAG,
-    "model.compile": FLAG | MAPPING,
-    "model.backbone.weights": optional(PATH),
-    "model.backbone.in_channels": integer(1),
-    "model.*decoder.out_channels": optional(integer(1)),
-    "model.*decoder.low_level_channels": integer(1),
-    "model.*decoder.channels": integer(1),
-    "model.*decoder.dropout": PROBABILITY,
-    "model.*decoder.aspp_dropout": PROBABILITY,
-    "model.*decoder.separable": FLAG,
-    "model.*decoder.image_pooling": FLAG,
-    "model.*decoder.levels": sequence(integer(1)),
-    "model.*decoder.pool": one_of("avg", "max"),
-    "model.center_sigma": number(above=0),
-    "model.small_instance_area": integer(0),
-    "model.*_weight": number(0),
-    "model.center_threshold": PROBABILITY,
-    "model.nms_kernel": integer(1),
-    "model.top_k": integer(1),
-    "model.stuff_area": integer(0),
-    "model.fpn_channels": integer(1),
-    "model.min_size": optional(integer(1)),
-    "model.max_size": optional(integer(1)),
-    "model.anchor_sizes": sequence(integer(1)),
-    "model.detections_per_image": integer(1),
-    "model.mask_threshold": PROBABILITY,
-    # Loss (a loss of its own, or a term of a combined one).
-    **{f"{prefix}.{key}": rule for prefix in ("loss", "loss.terms.*") for key, rule in LOSS_RULES.items()},
-    "loss.weights": sequence(number(0)),
-    # Inference.
-    "inference.crop_size": SIZE,
-    "inference.stride": optional(SIZE),
-    "inference.scales": sequence(number(above=0)),
-    "inference.flip": FLAG,
-    # Callbacks and loggers.
-    "callbacks.model_checkpoint.every_n_train_steps": optional(integer(1)),
-    "callbacks.model_checkpoint.every_n_epochs": optional(integer(0)),
-    "callbacks.model_checkpoint.save_top_k": integer(-1),
-    "callbacks.model_checkpoint.mode": one_of("min", "max"),
-    "callbacks.model_checkpoint.save_last": optional(FLAG | one_of("link")),
-    "callbacks.model_checkpoint.dirpath": optional(PATH),
-    "callbacks.model_summary.max_depth": integer(-1),
-    "callbacks.validation_media.num_images": integer(0),
-    "callbacks.validation_media.max_size": integer(1),
-    "callbacks.ema.decay": PROBABILITY,
-    "callbacks.ema.update_every_n_steps": integer(1),
-    "callbacks.ema.update_starting_at_step": optional(integer(0)),
-    "logger.*.save_dir": optional(PATH),
-    "logger.*.log_model": FLAG | one_of("all"),
-    "logger.wandb.offline": optional(FLAG),
-}
+@lru_cache(maxsize=None)
+def training_rules() -> dict[str, Rule]:
+    """The rules of the training config's keys. A function, built once on first use: the trainer rules read
+    Lightning's registries of accelerators and strategies, and importing Lightning (with torch) takes seconds that
+    ``train.py --help`` should not spend."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    from seglab.inference.crf import METHODS as CRF_METHODS
+    from seglab.inference.crf import NORMALIZATIONS as CRF_NORMALIZATIONS
+    from seglab.losses.balancing import METHODS as CLASS_WEIGHT_METHODS
+
+    return {
+        # The run.
+        "seed": optional(integer(0, 2**32 - 1)),
+        "ckpt_path": optional(PATH),
+        "trusted": FLAG,
+        "test": FLAG,
+        "auto_class_weights": one_of(*CLASS_WEIGHT_METHODS),
+        "paths.log_dir": PATH,
+        "paths.output_dir": PATH,
+        # Data.
+        "data.root": optional(PATH),
+        "data.num_classes": integer(1),
+        "data.ignore_index": integer(),
+        "data.batch_size": integer(1),
+        "data.val_batch_size": optional(integer(1)),
+        "data.num_workers": integer(0),
+        "data.crop_size": SIZE,
+        "data.strict_labels": FLAG,
+        "data.return_instances": optional(FLAG),
+        "data.pin_memory": optional(FLAG),
+        "data.persistent_workers": FLAG,
+        "data.dataset.image_size": SIZE,
+        "data.dataset.lengths.*": integer(0),
+        "data.dataset.num_objects": pair(integer(0), "[fewest, most]"),
+        # Trainer.
+        "trainer.accelerator": one_of("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())) | MAPPING,
+        "trainer.strategy": one_of("auto", *StrategyRegistry.available_strategies()) | MAPPING,
+        "trainer.devices": integer(1) | exactly(-1, "every device") | one_of("auto") | DEVICE_IDS | sequence(integer(0)),
+        "trainer.num_nodes": integer(1),
+        "trainer.precision": one_of(*PRECISIONS),
+        "trainer.max_epochs": optional(integer(1) | NO_LIMIT),
+        "trainer.max_steps": integer(1) | NO_LIMIT,
+        "trainer.min_epochs": optional(integer(0)),
+        "trainer.min_steps": optional(integer(0)),
+        "trainer.check_val_every_n_epoch": optional(integer(1)),
+        "trainer.val_check_interval": optional(integer(1) | number(above=0, maximum=1)),
+        "trainer.log_every_n_steps": integer(0),
+        "trainer.gradient_clip_val": optional(number(0)),
+        "trainer.gradient_clip_algorithm": optional(one_of("norm", "value")),
+        "trainer.accumulate_grad_batches": integer(1),
+        "trainer.num_sanity_val_steps": integer(-1),
+        "trainer.deterministic": optional(FLAG | one_of("warn")),
+        "trainer.benchmark": optional(FLAG),
+        "trainer.limit_*_batches": optional(BATCHES),
+        "trainer.overfit_batches": BATCHES,
+        "trainer.fast_dev_run": FLAG | integer(0),
+        "trainer.sync_batchnorm": FLAG,
+        "trainer.skip_nonfinite": FLAG,
+        # Optimizer and learning-rate schedule.
+        "optimizer.lr": number(above=0),
+        "optimizer.weight_decay": number(0),
+        "optimizer.momentum": PROBABILITY,
+        "optimizer.dampening": PROBABILITY,
+        "optimizer.nesterov": FLAG,
+        "optimizer.betas": pair(number(0, below=1), "[beta1, beta2]"),
+        "optimizer.eps": number(above=0),
+        "optimizer.amsgrad": FLAG,
+        "scheduler.power": number(0),
+        "scheduler.min_lr": number(0),
+        "scheduler.warmup_steps": integer(0),
+        "scheduler.warmup_ratio": PROBABILITY,
+        # Boundary metrics and the dense CRF (the postprocess group).
+        "metrics.trimap_widths": sequence(integer(1)) | exactly([], "none"),
+        "metrics.boundary_dilation_ratio": optional(number(above=0, below=1)),
+        "postprocess.iterations": integer(1),
+        "postprocess.w1": number(0),
+        "postprocess.w2": number(0),
+        "postprocess.theta_*": number(above=0),
+        "postprocess.normalization": one_of(*CRF_NORMALIZATIONS),
+        "postprocess.method": one_of(*CRF_METHODS),
+        "postprocess.exact_max_pixels": integer(0),
+        # Model (decoder keys also for Panoptic-DeepLab's instance_decoder).
+        "model.num_classes": integer(1),
+        "model.backbone_lr_mult": number(0),
+        "model.classifier_dropout": PROBABILITY,
+        "model.aux_weight": optional(number(0)),
+        "model.channels_last": FLAG,
+        "model.compile": FLAG | MAPPING,
+        "model.backbone.weights": optional(PATH),
+        "model.backbone.in_channels": integer(1),
+        "model.*decoder.out_channels": optional(integer(1)),
+        "model.*decoder.low_level_channels": integer(1),
+        "model.*decoder.channels": integer(1),
+        "model.*decoder.dropout": PROBABILITY,
+        "model.*decoder.aspp_dropout": PROBABILITY,
+        "model.*decoder.separable": FLAG,
+        "model.*decoder.image_pooling": FLAG,
+        "model.*decoder.levels": sequence(integer(1)),
+        "model.*decoder.pool": one_of("avg", "max"),
+        "model.center_sigma": number(above=0),
+        "model.small_instance_area": integer(0),
+        "model.*_weight": number(0),
+        "model.center_threshold": PROBABILITY,
+        "model.nms_kernel": integer(1),
+        "model.top_k": integer(1),
+        "model.stuff_area": integer(0),
+        "model.fpn_channels": integer(1),
+        "model.min_size": optional(integer(1)),
+        "model.max_size": optional(integer(1)),
+        "model.anchor_sizes": sequence(integer(1)),
+        "model.detections_per_image": integer(1),
+        "model.mask_threshold": PROBABILITY,
+        # Loss (a loss of its own, or a term of a combined one).
+        **{f"{prefix}.{key}": rule for prefix in ("loss", "loss.terms.*") for key, rule in LOSS_RULES.items()},
+        "loss.weights": sequence(number(0)),
+        # Inference.
+        "inference.crop_size": SIZE,
+        "inference.stride": optional(SIZE),
+        "inference.scales": sequence(number(above=0)),
+        "inference.flip": FLAG,
+        # Callbacks and loggers.
+        "callbacks.model_checkpoint.every_n_train_steps": optional(integer(1)),
+        "callbacks.model_checkpoint.every_n_epochs": optional(integer(0)),
+        "callbacks.model_checkpoint.save_top_k": integer(-1),
+        "callbacks.model_checkpoint.mode": one_of("min", "max"),
+        "callbacks.model_checkpoint.save_last": optional(FLAG | one_of("link")),
+        "callbacks.model_checkpoint.dirpath": optional(PATH),
+        "callbacks.model_summary.max_depth": integer(-1),
+        "callbacks.validation_media.num_images": integer(0),
+        "callbacks.validation_media.max_size": integer(1),
+        "callbacks.ema.decay": PROBABILITY,
+        "callbacks.ema.update_every_n_steps": integer(1),
+        "callbacks.ema.update_starting_at_step": optional(integer(0)),
+        "logger.*.save_dir": optional(PATH),
+        "logger.*.log_model": FLAG | one_of("all"),
+        "logger.wandb.offline": optional(FLAG),
+    }
 
 # Config groups whose option is a config node at the same key (model/backbone -> model.backbone).
 NODE_GROUPS = ("data", "model", "model/backbone", "model/decoder", "loss", "optimizer", "scheduler", "trainer",
@@ -204,9 +211,9 @@ def inference_modes() -> Rule:
 
 def check_config(cfg: DictConfig, *command_rules: Mapping[str, Rule]) -> None:
     """Refuse (one :class:`UserError` listing every mistake) a config with a value that breaks its rule in
-    :data:`TRAINING_RULES` or ``command_rules``, a required value left out, an interpolation that does not resolve,
+    :func:`training_rules` or ``command_rules``, a required value left out, an interpolation that does not resolve,
     or a config group set like a key."""
-    rules = [(_compiled(pattern), rule) for table in (TRAINING_RULES, *command_rules) for pattern, rule in table.items()]
+    rules = [(_compiled(pattern), rule) for table in (training_rules(), *command_rules) for pattern, rule in table.items()]
     problems = [*_group_values(cfg)]
     for key, node, name in _entries(cfg):
         if OmegaConf.is_missing(node, name):

@@ -17,7 +17,8 @@ import torch
 
 def derive_seed(*keys: int) -> int:
     """A well-mixed 63-bit seed from integers (``numpy.random.SeedSequence``): nearby keys give unrelated seeds."""
-    return int(np.random.SeedSequence([int(k) % 2**64 for k in keys]).generate_state(1, np.uint64)[0] >> 1)
+    state = np.random.SeedSequence([int(k) % 2**64 for k in keys]).generate_state(1, np.uint64)[0]
+    return int(state) >> 1  # shifted as a Python int: numpy 1.x cannot shift a uint64 by a (signed) Python int
 
 
 def seed_generators(seed: int, cuda: bool = False) -> None:

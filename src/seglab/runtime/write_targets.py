@@ -21,13 +21,15 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 
 from seglab.runtime.errors import UserError, exit_with_message
+
+if TYPE_CHECKING:  # torch stays out of the Hydra callback's import (train.py --help)
+    from torch import nn
 
 # Errors that only writing raises: a full disk, a quota, a file too large for the file system, a read-only one.
 WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)

@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import MLFlowLogger as LightningMLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from seglab.config.compose import job_run_name
+from seglab.runtime.extras import require_extra
 from seglab.tracking.resumed import not_recorded, previous_run_id, save_run_id
 
 RUN_ID_FILE = Path("mlflow") / "run_id"
@@ -76,6 +77,8 @@ def create_mlflow_logger(
         resume_from: the checkpoint a resumed run starts from; its run directory's MLflow run continues.
     """
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    local_store = not tracking_uri or tracking_uri.startswith("sqlite")  # which also needs SQLAlchemy and Alembic
+    require_extra("mlflow", "logger=mlflow", None if local_store else ("mlflow",))
     if not tracking_uri:  # MLflow no longer takes new runs in a plain folder store: use SQLite
         store = Path(save_dir).resolve()
         store.mkdir(parents=True, exist_ok=True)

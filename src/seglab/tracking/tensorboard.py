@@ -12,11 +12,16 @@ from typing import Any, Mapping
 
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
-from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+
+from seglab.runtime.extras import require_extra
 
 
 class TensorBoardLogger(LightningTensorBoardLogger):
     """``lightning.pytorch.loggers.TensorBoardLogger`` that flushes every log call and continues resumed runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        require_extra("tensorboard", "logger=tensorboard")
+        super().__init__(*args, **kwargs)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -26,6 +31,8 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     @rank_zero_only
     def resume_at(self, step: int) -> None:
         """The run goes on from a checkpoint of global step ``step``: hide the earlier events of that step and later."""
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+
         writer = self.experiment._get_file_writer()
         writer.add_event(Event(step=step, session_log=SessionLog(status=SessionLog.START)))
         writer.flush()

@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from seglab.config.compose import job_run_name
+from seglab.runtime.extras import require_extra
 from seglab.tracking.redaction import redact_command_line
 from seglab.tracking.resumed import checkpoint_run_dir, not_recorded, previous_run_id, save_run_id
 from seglab.tracking.wandb_history import recorded_values
@@ -110,6 +111,7 @@ def create_wandb_logger(
         log_model: ``True`` logs the checkpoints as W&B artifacts at the end, ``"all"`` as they are written
             (staged in the offline run too, and uploaded by ``wandb sync``).
     """
+    require_extra("wandb", "logger=wandb")
     import wandb
     from wandb.sdk.lib import runid
 
