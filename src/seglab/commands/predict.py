@@ -7,7 +7,6 @@ import glob
 import logging
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -17,6 +16,7 @@ from seglab.config.compose import command_keys, run_overrides
 from seglab.config.validation import DEVICE, PROBABILITY, check_config, inference_modes
 from seglab.config.value_rules import PATH
 from seglab.data.io import read_image
+from seglab.runtime.devices import choose_device
 from seglab.runtime.errors import UserError
 from seglab.runtime.write_targets import check_writable_dir, explain_write_failures
 
@@ -56,16 +56,6 @@ def find_inputs(pattern: str) -> list[Path]:
     return images
 
 
-def choose_device(name: str) -> torch.device:
-    """``auto`` (a GPU when there is one) or a torch device name such as ``cpu`` or ``cuda:1``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise UserError(f"predict.device={name!r} is not a device; use auto, cpu, cuda or cuda:<index>") from None
-
-
 def predict(cfg: DictConfig) -> list[Path]:
     """Write ``<stem>_mask.png`` and ``<stem>_color.png`` for every input image (instance models:
     ``<stem>_instances.png`` and ``<stem>_instances.json``): the task's ``write_image_prediction``; return the files written.
@@ -83,7 +73,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     save_rebuilt_config(train_cfg, Path(cfg.paths.output_dir))
     datamodule, model = load_trained_model(ckpt_path, train_cfg)
     model.check_inference_mode("predict.mode", cfg.predict.mode)
-    device = choose_device(cfg.predict.device)
+    device = choose_device(cfg.predict.device, "predict.device")
     model.to(device)
 
     written: list[Path] = []

@@ -23,6 +23,7 @@ from seglab.config.value_rules import PATH, integer, number, optional
 from seglab.models import Segmentor
 from seglab.models.complexity import count_flops, count_parameters
 from seglab.models.receptive_field import atrous_convolutions, effective_receptive_field
+from seglab.runtime.devices import choose_device
 from seglab.runtime.errors import UserError
 from seglab.runtime.write_targets import check_writable_dir
 
@@ -61,7 +62,7 @@ def model_report(cfg: DictConfig) -> dict[str, Any]:
         "erf": None,
     }
     if cfg.erf_samples > 0:
-        device = _device(cfg.device)
+        device = choose_device(cfg.device, "device")
         report["erf"] = effective_receptive_field(
             net.to(device), input_size, samples=cfg.erf_samples, mass=cfg.erf_mass, device=device
         )
@@ -106,14 +107,6 @@ def save_heatmap(gradient: torch.Tensor, path: str | Path) -> Path:
     grey = (255 * scaled / scaled.max().clamp_min(1e-12)).round().to(torch.uint8).numpy()
     ImageOps.colorize(Image.fromarray(np.ascontiguousarray(grey), mode="L"), "black", "yellow", mid="red").save(path)
     return path
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device={name} but no CUDA device is available; use device=cpu")
-    return torch.device(name)
 
 
 def run(cfg: DictConfig) -> None:
