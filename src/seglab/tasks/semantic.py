@@ -215,10 +215,9 @@ class SemanticSegmentationModule(L.LightningModule):
         logits, scores = self.class_scores(self.images(batch))
         if logits.shape[-2:] != target.shape[-2:]:  # score at the label's resolution
             size = target.shape[-2:]
-            if self.postprocess is not None:  # the post-processed probabilities
-                scores = F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-            scores = logits if self.postprocess is None else scores
+            # the post-processed probabilities, else the logits themselves
+            scores = logits if self.postprocess is None else F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
         self.log(f"{stage}/loss", self.compute_loss(logits, target), batch_size=logits.shape[0], sync_dist=True)
         preds = scores.argmax(dim=1)
         metrics = getattr(self, f"{stage}_metrics")
