@@ -45,6 +45,18 @@ def test_choosing_data_never_changes_the_model():
     assert all(node == models["synthetic"] for node in models.values())
 
 
+# The backbones the papers trained (docs/configs.md): ResNet-50 for Panoptic-DeepLab and Mask R-CNN, ResNet-101 for
+# the semantic presets; the generic smp preset starts from smp's usual ResNet-50.
+PAPER_BACKBONES = {"panoptic_deeplab": "resnet50", "maskrcnn": "resnet50", "smp": "resnet50"}
+
+
+def test_each_preset_trains_its_papers_backbone_whatever_the_data():
+    for model in group_options("model"):
+        for data in ("synthetic", "cityscapes"):
+            cfg = compose_config("train", [f"model={model}", f"data={data}"], return_hydra_config=True)
+            assert cfg.hydra.runtime.choices["model/backbone"] == PAPER_BACKBONES.get(model, "resnet101"), (model, data)
+
+
 def test_a_preset_never_changes_the_loss_or_the_optimizer():
     default = compose_config("train")
     for model in ("panoptic_deeplab", "maskrcnn"):  # the others: no config of model/ overrides anything (above)
