@@ -104,6 +104,24 @@ def test_deeplabv3_resnet101_matches_torchvision_layer_for_layer():
     assert spatial_convs(ours) == spatial_convs(theirs)  # same order, rates, strides and padding
 
 
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_deeplabv3plus_follows_its_paper_and_matches_smp(output_stride):
+    """DeepLabV3+ (Chen et al., 2018): depthwise-separable atrous convolutions in ASPP and the decoder, rates
+    (6, 12, 18) at output stride 16 and doubled at 8; its size is smp's DeepLabV3Plus's with the same encoder."""
+    import segmentation_models_pytorch as smp
+
+    count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    stride = f"model.backbone.output_stride={output_stride}"
+    ours = build_preset("deeplabv3plus", "data=cityscapes", "model/backbone=resnet50", stride).net
+    theirs = smp.DeepLabV3Plus("resnet50", encoder_weights=None, encoder_output_stride=output_stride, classes=19)
+    assert abs(count(ours) / count(theirs) - 1) < 0.005
+    assert ours.decoder.aspp.rates == ((6, 12, 18) if output_stride == 16 else (12, 24, 36))
+    depthwise = [m for m in ours.decoder.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert depthwise and all(m.groups == m.in_channels for m in depthwise)  # every 3x3 conv, ASPP and decoder
+    dense = build_preset("deeplabv3plus", "data=cityscapes", "model/backbone=resnet50", stride, "model.decoder.separable=false").net
+    assert count(dense) > 1.4 * count(ours)  # separable=false: the plain 3x3 convolutions stay available
+
+
 def test_auxiliary_loss_is_logged_in_training_and_the_checkpoint_evaluates(tmp_path):
     cfg = make_cfg(
         tmp_path,
