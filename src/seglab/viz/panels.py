@@ -47,7 +47,7 @@ def legend(class_names: Sequence[str], palette: Palette, width: int, classes: Se
     strip = Image.new("RGB", (width, rows * row_height + 6), (255, 255, 255))
     draw = ImageDraw.Draw(strip)
     for slot, index in enumerate(classes):
-        x, y = (slot % per_row) * cell + 4, (slot // per_row) * row_height + 3
+        x, y = (slot % per_row) * cell + 2, (slot // per_row) * row_height + 3
         swatch = [x, y + 3, x + row_height - 6, y + row_height - 3]
         draw.rectangle(swatch, fill=tuple(int(c) for c in palette[index]), outline=(128, 128, 128))
         draw.text((x + row_height, y + 1), class_names[index], fill=(0, 0, 0), font=text)
