@@ -88,7 +88,7 @@ def test_validation_media_show_the_scored_instances_of_an_instance_model(monkeyp
     monkeypatch.setattr(model, "update_metrics", lambda *args: None)  # the stand-in has no panoptic map
     trainer = SimpleNamespace(
         val_dataloaders=datamodule.val_dataloader(), precision_plugin=Precision(), sanity_checking=False,
-        is_global_zero=True, global_step=3,
+        is_global_zero=True, global_step=3, current_epoch=0, state=SimpleNamespace(fn="fit"),
     )  # fmt: skip
     media = ValidationMedia(num_images=2, max_size=64)
     media.sinks = [RecordingSink()]

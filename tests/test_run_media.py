@@ -122,6 +122,8 @@ def test_best_holds_the_best_validation_not_the_last_and_titles_name_epoch_and_s
     run = FakeRun(tmp_path / "media")
     for epoch, score in enumerate([0.5, 0.8, 0.6]):
         run.validate(epoch, 10 * (epoch + 1), score)
+    assert not (tmp_path / "media" / "curves.png").exists()  # a seconds-long fit: drawn at its end only
+    run.media.on_fit_end(run.trainer, run.module)
     media = tmp_path / "media"
     assert json.loads((media / "best" / "info.json").read_text()) == {"epoch": 1, "step": 20, "monitor": "val/mIoU", "score": pytest.approx(0.8)}
     assert json.loads((media / "latest" / "info.json").read_text())["epoch"] == 2

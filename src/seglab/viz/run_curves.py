@@ -98,7 +98,7 @@ def curves_image(history: RunHistory, monitor: str = "val/mIoU", mode: str = "ma
 
     if title:
         figure.suptitle(title, fontsize=11)
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.84, wspace=0.28)  # fixed: tight_layout costs 0.3 s
     return figure_pixels(figure)
 
 

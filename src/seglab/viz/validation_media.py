@@ -17,7 +17,8 @@ while fitting, not the best checkpoint's validation after it, which repeats the 
 
     media/latest/   the last validation's pictures, replaced by each validation
     media/best/     a copy of latest/ from the validation with the best monitored score (the best.ckpt's)
-    media/curves.png  loss, the monitored metric and learning rates over the run (after each validation, at the end)
+    media/curves.png  loss, the monitored metric and learning rates over the run (at the end; while training, after
+                      a validation at most every CURVES_EVERY_S seconds)
 
 Only the latest and the best validation are kept, so a long run does not fill the disk; each folder's
 ``info.json`` says which epoch and step it shows and their monitored score. A folder holds ``samples/<k>_<name>.png``
@@ -54,6 +55,8 @@ from seglab.viz.trimap_curve import curve_prefixes, trimap_curve_image, trimap_c
 log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ["class", "IoU", "Acc", "GT pixels", "predicted pixels"]
+# While training, curves.png is redrawn after a validation when it is older than this (a drawing costs ~0.5 s).
+CURVES_EVERY_S = 300.0
 
 
 class ValidationMedia(L.Callback):
@@ -91,6 +94,7 @@ class ValidationMedia(L.Callback):
         self.seen_instances: dict[str, dict[str, torch.Tensor]] = {}  # sample name -> instance prediction
         self.history = RunHistory()
         self.best: dict[str, Any] | None = None  # epoch, step, monitor, score of media/best/
+        self.curves_drawn = time.monotonic()  # a run's first curves after CURVES_EVERY_S, or at its end
 
     def state_dict(self) -> dict[str, Any]:
         """The curves' history and the best validation so far: a resumed run continues both."""
@@ -103,9 +107,14 @@ class ValidationMedia(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.sinks = media_sinks(trainer.loggers)
 
+    @staticmethod
+    def in_fit(trainer: L.Trainer) -> bool:
+        """A validation of the fit (not its sanity check, nor a validation after it)."""
+        return trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+
     def writes_files(self, trainer: L.Trainer) -> bool:
         """Files for the validations of a fit (the same answer on every process: they all sum the matrix)."""
-        return self.media_dir is not None and trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        return self.media_dir is not None and self.in_fit(trainer)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.seen, self.seen_instances = {}, {}
@@ -140,7 +149,7 @@ class ValidationMedia(L.Callback):
         if files and self._partial("latest").exists():  # left by a run killed while writing
             shutil.rmtree(self._partial("latest"))
         sinks = self.sinks + ([FileSink(self._partial("latest"))] if files else [])
-        step, when = trainer.global_step, f"epoch {getattr(trainer, 'current_epoch', 0)}, step {trainer.global_step}"
+        step, when = trainer.global_step, self.when(trainer)
         names, ignore_index = list(pl_module.class_names), pl_module.ignore_index
         if confmat is not None and self.class_table:
             rows = class_table_rows(confmat, names)
@@ -170,7 +179,7 @@ class ValidationMedia(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """With the validation's metrics logged: publish latest/, copy it to best/ when the monitored score
         improved, extend the history and redraw curves.png."""
-        if not self.writes_files(trainer):
+        if not self.in_fit(trainer):
             return
         metrics = trainer.callback_metrics
         monitor, mode = self.monitor(trainer, pl_module)
@@ -180,7 +189,7 @@ class ValidationMedia(L.Callback):
         improved = score is not None and (self.best is None or (score > self.best["score"] if mode == "max" else score < self.best["score"]))
         if improved:
             self.best = info
-        if not trainer.is_global_zero:
+        if self.media_dir is None or not trainer.is_global_zero:
             return
         partial = self._partial("latest")
         partial.mkdir(parents=True, exist_ok=True)
@@ -189,7 +198,8 @@ class ValidationMedia(L.Callback):
         if improved:
             shutil.copytree(self.media_dir / "latest", self._partial("best"))
             self._publish(self._partial("best"), "best")
-        self.write_curves(trainer, pl_module)
+        if time.monotonic() - self.curves_drawn > CURVES_EVERY_S:
+            self.write_curves(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.media_dir is None or not self.curves or trainer.global_step % max(1, trainer.log_every_n_steps):
@@ -224,6 +234,14 @@ class ValidationMedia(L.Callback):
         title = f"{type(pl_module).__name__}, up to step {trainer.global_step} (epoch {epoch})"
         self.media_dir.mkdir(parents=True, exist_ok=True)
         FileSink(self.media_dir).log_image("curves", curves_image(self.history, monitor, mode, title), trainer.global_step)
+        self.curves_drawn = time.monotonic()
+
+    def when(self, trainer: L.Trainer) -> str:
+        """What a validation shows, for titles: ``epoch E, step S``; after a fit, train.py's validation of best.ckpt
+        is ``best checkpoint: epoch E, step S`` (the best validation's, not the fit's last)."""
+        if trainer.state.fn != TrainerFn.FITTING and self.best is not None:
+            return f"best checkpoint: epoch {self.best['epoch']}, step {self.best['step']}"
+        return f"epoch {getattr(trainer, 'current_epoch', 0)}, step {trainer.global_step}"
 
     @staticmethod
     def monitor(trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[str, str]:
@@ -286,7 +304,7 @@ class ValidationMedia(L.Callback):
 
     def render_samples(self, trainer: L.Trainer, pl_module: L.LightningModule, when: str = "") -> list[MaskedImage]:
         """Each fixed sample with its ground truth and the model's current prediction, sized for display, captioned
-        with its name and ``when`` (the epoch and step)."""
+        with its name (panels: and ``when``, the epoch and step)."""
         samples = self.fixed_samples(trainer)
         missing = [sample for sample in samples if sample["name"] not in self.seen]
         if missing:
@@ -294,8 +312,8 @@ class ValidationMedia(L.Callback):
         items = []
         for sample in samples:
             masks = {"ground_truth": sample["mask"], **self.seen[sample["name"]]}
-            caption = f"{sample['name']}, {when}" if when else sample["name"]
-            items.append(self._fit_for_display(MaskedImage(sample["display"], masks, caption=caption, name=sample["name"])))
+            heading = f"{sample['name']}, {when}" if when else ""
+            items.append(self._fit_for_display(MaskedImage(sample["display"], masks, caption=sample["name"], heading=heading)))
         return items
 
     def render_instances(self, class_names: list[str]) -> list[np.ndarray]:
