@@ -91,7 +91,7 @@ def test_a_csv_runs_directory_holds_its_latest_and_best_validations_pictures(tra
 class FakeRun:
     """ValidationMedia's hooks as a fit calls them, with a 3-class confusion matrix and chosen scores."""
 
-    def __init__(self, media_dir: Path, mode: str = "max", rank_zero: bool = True) -> None:
+    def __init__(self, media_dir: Path | None, mode: str = "max", rank_zero: bool = True) -> None:
         self.media = ValidationMedia(num_images=0, media_dir=media_dir)
         optimizer = torch.optim.SGD([{"params": [torch.zeros(1)], "name": "backbone"}, {"params": [torch.zeros(1)]}], lr=0.1)
         self.trainer = SimpleNamespace(
@@ -101,6 +101,9 @@ class FakeRun:
         )  # fmt: skip
         self.module = SimpleNamespace(val_metrics=SegmentationMetrics(3), class_names=["road", "car", "sky"], ignore_index=255)
         self.media.setup(self.trainer, self.module, "fit")
+        self.charts: list[str] = []  # the bar charts' titles, as a dashboard gets them
+        self.media.sinks = [SimpleNamespace(log_table=lambda *a: None, log_image=lambda *a: None,
+                                            log_bar_chart=lambda key, names, ious, title, step: self.charts.append(title))]  # fmt: skip
 
     def validate(self, epoch: int, step: int, score: float) -> None:
         self.trainer.current_epoch, self.trainer.global_step = epoch, step
@@ -130,6 +133,7 @@ def test_best_holds_the_best_validation_not_the_last_and_titles_name_epoch_and_s
     assert Image.open(media / "best" / "per_class_iou.png").text["step"] == "20"  # the pictures are the best's
     assert Image.open(media / "latest" / "confusion_matrix.png").text["step"] == "30"
     assert titles == [f"confusion matrix (rows sum to 1), epoch {e}, step {10 * (e + 1)}" for e in range(3)]
+    assert run.charts[1].startswith("per-class IoU, epoch 1, step 20 (mIoU 0.")
     assert files(media) == {"curves.png", "best/info.json", "latest/info.json"} | {
         f"{folder}/{name}" for folder in ("best", "latest") for name in ("confusion_matrix.png", "per_class_iou.png", "per_class.csv")
     }
@@ -142,7 +146,25 @@ def test_best_holds_the_best_validation_not_the_last_and_titles_name_epoch_and_s
 
     other = FakeRun(tmp_path / "rank1", rank_zero=False)  # DDP rank != 0: the same history, no files
     other.validate(0, 10, 0.5)
+    other.media.on_fit_end(other.trainer, other.module)
     assert not (tmp_path / "rank1").exists() and other.media.best["step"] == 10
+
+    off = FakeRun(None)  # callbacks.validation_media.media_dir=null: dashboards only
+    off.validate(0, 10, 0.5)
+    off.media.on_fit_end(off.trainer, off.module)
+    assert off.charts and off.media.best["step"] == 10 and {p.name for p in tmp_path.iterdir()} == {"media", "min"}
+
+
+def test_curves_are_drawn_during_a_long_fit_and_when_it_stops_on_an_exception(tmp_path, monkeypatch):
+    run = FakeRun(tmp_path / "media")
+    run.validate(0, 10, 0.5)
+    assert not (tmp_path / "media" / "curves.png").exists()
+    monkeypatch.setattr(run.media, "curves_drawn", run.media.curves_drawn - validation_media.CURVES_EVERY_S - 1)
+    run.validate(1, 20, 0.6)  # the last drawing is older than CURVES_EVERY_S: redrawn
+    assert Image.open(tmp_path / "media" / "curves.png").text["step"] == "20"
+    run.trainer.global_step = 25
+    run.media.on_exception(run.trainer, run.module, KeyboardInterrupt())  # Ctrl-C, preemption, a failure
+    assert Image.open(tmp_path / "media" / "curves.png").text["step"] == "25"
 
 
 def test_media_and_curves_without_a_logger_and_after_resume_cover_the_whole_run(tmp_path):
