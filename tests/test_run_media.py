@@ -193,10 +193,10 @@ def test_a_run_without_validation_still_gets_its_curves(tmp_path):
 def test_an_instance_models_media_hold_its_instance_overlays(panoptic_run):
     run_dir, _ = panoptic_run
     latest = run_dir / "media" / "latest"
-    assert {f"instances/{k}.png" for k in range(4)} <= files(latest)
-    assert len(list((latest / "samples").glob("*.png"))) == 4
+    names = [f"{k}_val_00000{k}.png" for k in range(4)]  # all 4 validation images
+    assert {f"instances/{name}" for name in names} | {f"samples/{name}" for name in names} <= files(latest)
     assert json.loads((latest / "info.json").read_text())["monitor"] == "val/PQ"
-    assert_readable(latest / "instances" / "0.png", min_width=256, min_colours=5)
+    assert_readable(latest / "instances" / names[0], min_width=256, min_colours=5)
 
 
 def test_the_legend_names_every_class_or_for_many_classes_those_shown():

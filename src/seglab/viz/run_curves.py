@@ -103,6 +103,9 @@ def curves_image(history: RunHistory, monitor: str = "val/mIoU", mode: str = "ma
 
 
 def _finish(axes: Any, title: str, ylabel: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     axes.set_title(title, fontsize=10)
     axes.set_xlabel("optimizer step")
     axes.set_ylabel(ylabel)

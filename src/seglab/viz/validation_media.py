@@ -22,7 +22,7 @@ while fitting, not the best checkpoint's validation after it, which repeats the 
 
 Only the latest and the best validation are kept, so a long run does not fill the disk; each folder's
 ``info.json`` says which epoch and step it shows and their monitored score. A folder holds ``samples/<k>_<name>.png``
-(input | ground truth | prediction, with the class legend), ``instances/<k>.png`` (instance models),
+(input | ground truth | prediction, with the class legend), ``instances/<k>_<name>.png`` (instance models),
 ``confusion_matrix.png``, ``per_class_iou.png``, ``per_class.csv`` and ``trimap_curve.png`` (when scored).
 """
 
@@ -45,10 +45,10 @@ from lightning.pytorch.trainer.states import TrainerFn
 from PIL import Image
 
 from seglab.metrics import SegmentationMetrics, scores_from_confusion_matrix
-from seglab.tracking.media import FileSink, MaskedImage, media_sinks
+from seglab.tracking.media import FileSink, MaskedImage, media_sinks, safe_name
 from seglab.viz.instances import draw_instances
 from seglab.viz.palette import Palette, default_palette
-from seglab.viz.panels import confusion_matrix_image, to_display
+from seglab.viz.panels import confusion_matrix_image, titled, to_display
 from seglab.viz.run_curves import RunHistory, curves_image, learning_rates
 from seglab.viz.trimap_curve import curve_prefixes, trimap_curve_image, trimap_curves
 
@@ -171,9 +171,10 @@ class ValidationMedia(L.Callback):
             items = self.render_samples(trainer, pl_module, when)
             for sink in sinks:
                 sink.log_masked_images("val/samples", items, names, ignore_index, step, palette=dataset_palette(trainer, names))
-            for index, picture in enumerate(self.render_instances(names)):
-                for sink in sinks:
-                    sink.log_image(f"val/instances/{index}", picture, step)
+            for index, (name, picture) in enumerate(self.render_instances(names, when)):
+                for sink in sinks:  # files are named like the samples' (dashboards keep their keys)
+                    key = f"val/instances/{index}_{safe_name(name)}" if isinstance(sink, FileSink) else f"val/instances/{index}"
+                    sink.log_image(key, picture, step)
         log.debug("Validation media drawn in %.2f s", time.perf_counter() - started)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -316,13 +317,18 @@ class ValidationMedia(L.Callback):
             items.append(self._fit_for_display(MaskedImage(sample["display"], masks, caption=sample["name"], heading=heading)))
         return items
 
-    def render_instances(self, class_names: list[str]) -> list[np.ndarray]:
-        """Each fixed sample with its predicted instances drawn over it, sized for display (none for semantic models)."""
-        return [
-            self._fit_for_display(MaskedImage(draw_instances(sample["display"], self.seen_instances[sample["name"]], class_names))).image
-            for sample in self.samples or []
-            if sample["name"] in self.seen_instances
-        ]
+    def render_instances(self, class_names: list[str], when: str = "") -> list[tuple[str, np.ndarray]]:
+        """``(sample name, picture)``: each fixed sample with its predicted instances drawn over it, sized for display,
+        under a line with its name, ``when`` and the number of instances (none for semantic models)."""
+        pictures = []
+        for sample in self.samples or []:
+            instances = self.seen_instances.get(sample["name"])
+            if instances is None:
+                continue
+            drawn = self._fit_for_display(MaskedImage(draw_instances(sample["display"], instances, class_names))).image
+            heading = ", ".join(part for part in (sample["name"], when) if part)
+            pictures.append((sample["name"], titled(drawn, [f"{len(instances['masks'])} predicted instances"], heading)))
+        return pictures
 
     def _predict(self, trainer: L.Trainer, pl_module: L.LightningModule, samples: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
         """Predicted masks of samples the validation pass did not show this process, one forward pass each."""
