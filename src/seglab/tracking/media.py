@@ -92,7 +92,7 @@ class PanelSink:
     ) -> None:
         """One panel per item, in ``palette`` (the dataset's; ignored pixels show the image)."""
         for index, item in enumerate(items):
-            self.log_image(f"{key}/{index}", panel(item.image, item.masks, class_names, palette, item.heading or item.caption), step)
+            self.log_image(f"{key}/{index}", item_panel(item, class_names, palette), step)
 
     def log_bar_chart(self, key: str, class_names: Sequence[str], ious: Sequence[float | None], title: str, step: int) -> None:
         """The per-class IoU bar chart (:func:`~seglab.viz.class_iou.class_iou_chart`) as an image."""
@@ -144,20 +144,26 @@ class FileSink(PanelSink):
     ) -> None:
         for index, item in enumerate(items):
             name = f"{index}_{safe_name(item.caption)}" if item.caption else str(index)
-            self.log_image(f"{key}/{name}", panel(item.image, item.masks, class_names, palette, item.heading or item.caption), step)
+            self.log_image(f"{key}/{name}", item_panel(item, class_names, palette), step)
 
     def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         from PIL.PngImagePlugin import PngInfo
 
         info = PngInfo()
         info.add_text("step", str(step))
-        Image.fromarray(image).save(self.path(key, ".png"), pnginfo=info, compress_level=3)  # 3: 40% faster than 6, files 20% larger
+        # compress_level 3: 40% faster than the default 6, files 20% larger
+        Image.fromarray(image).save(self.path(key, ".png"), pnginfo=info, compress_level=3)
 
     def log_table(self, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], step: int) -> None:
         with self.path(key, ".csv").open("w", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(columns)
             writer.writerows([["" if value is None else value for value in row] for row in rows])
+
+
+def item_panel(item: MaskedImage, class_names: Sequence[str], palette: Palette | None) -> np.ndarray:
+    """``item`` as an input | ground truth | prediction panel under its heading (else its caption)."""
+    return panel(item.image, item.masks, class_names, palette, item.heading or item.caption)
 
 
 def safe_name(text: str) -> str:

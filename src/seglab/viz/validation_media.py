@@ -186,8 +186,9 @@ class ValidationMedia(L.Callback):
         monitor, mode = self.monitor(trainer, pl_module)
         score = _number(metrics.get(monitor))
         info = {"epoch": trainer.current_epoch, "step": trainer.global_step, "monitor": monitor, "score": score}
-        self.history.add("val", trainer.global_step, trainer.current_epoch, {"loss": _number(metrics.get("val/loss")), "monitor": score})
-        improved = score is not None and (self.best is None or (score > self.best["score"] if mode == "max" else score < self.best["score"]))
+        values = {"loss": _number(metrics.get("val/loss")), "monitor": score}
+        self.history.add("val", trainer.global_step, trainer.current_epoch, values)
+        improved = score is not None and (self.best is None or _better(score, self.best["score"], mode))
         if improved:
             self.best = info
         if self.media_dir is None or not trainer.is_global_zero:
@@ -390,6 +391,11 @@ def class_table_rows(confmat: torch.Tensor, class_names: list[str]) -> list[list
         [name, value(scores["IoU"][i]), value(scores["Acc"][i]), int(confmat[i].sum()), int(confmat[:, i].sum())]
         for i, name in enumerate(class_names)
     ]
+
+
+def _better(score: float, best: float, mode: str) -> bool:
+    """Strictly better, as ModelCheckpoint replaces its best (a tie keeps the earlier one)."""
+    return score > best if mode == "max" else score < best
 
 
 def _number(value: Any) -> float | None:
