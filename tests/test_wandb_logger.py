@@ -62,6 +62,7 @@ def test_wandb_runs_offline_without_credentials(tmp_path, monkeypatch, caplog):
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
     assert f"wandb sync {runs[0]}" in caplog.text
+    assert not (tmp_path / "run" / "media").exists()  # ~callbacks.validation_media: no files either
 
 
 def test_run_config_is_the_flattened_resolved_config_with_git_params_and_command(wandb_run):
