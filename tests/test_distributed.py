@@ -46,6 +46,9 @@ def test_ddp_multirun_trains_each_job_on_two_processes_in_its_own_directory(tmp_
         rank1_log = (job / "train_ddp_process_1.log").read_text()  # rank 1 ran in this job's directory ...
         assert "Final metrics" not in rank1_log  # ... and left the reporting to rank 0
         assert "Final metrics" in (job / "train.log").read_text()
+        # Rank 0 drew the media of the whole split (its fixed images are spread over both processes' shards).
+        assert json.loads((job / "media" / "best" / "info.json").read_text())["step"] == 2
+        assert len(list((job / "media" / "best" / "samples").glob("*.png"))) == 4 and (job / "media" / "curves.png").is_file()
 
 
 def test_two_process_evaluation_gives_the_metrics_of_one_process(trained_run, tmp_path):

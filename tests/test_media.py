@@ -93,3 +93,5 @@ def test_fixed_samples_are_predicted_from_the_validation_pass_or_by_a_forward_pa
 
     forward = media._predict(trainer, model, samples)  # what a process that did not see them computes
     assert np.array_equal(forward["val_000007"]["prediction"], media.seen["val_000007"]["prediction"])
+    shown = media.render_samples(trainer, model, "epoch 1, step 2")[1]
+    assert (shown.caption, shown.heading) == ("val_000007", "val_000007, epoch 1, step 2")  # the file's name, the panel's line

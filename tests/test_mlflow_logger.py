@@ -77,6 +77,7 @@ def test_params_metrics_and_images_reach_the_mlflow_server(mlflow_server, tmp_pa
 
     images = [f.path for f in client.list_artifacts(run.info.run_id, "images")]
     assert any("samples" in path for path in images) and any("confusion_matrix" in path for path in images)
+    assert any("per_class_iou" in path for path in images)  # the bar chart, as an image
     local = client.download_artifacts(run.info.run_id, next(p for p in images if "confusion_matrix" in p and p.endswith(".png")), str(tmp_path))
     from PIL import Image
 

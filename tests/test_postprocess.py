@@ -229,7 +229,7 @@ def test_validation_media_log_the_trimap_curve_beside_the_networks_own():
                            log_table=lambda *args: None)  # fmt: skip
     media = ValidationMedia(num_images=0, class_table=False, confusion_matrix=False)
     media.sinks = [sink]
-    trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, global_step=7)
+    trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, global_step=7, current_epoch=0, state=SimpleNamespace(fn="fit"))
     media.on_validation_epoch_end(trainer, model)
     assert [(key, step) for key, _, step in logged] == [("val/trimap_curve", 7)]
     assert logged[0][1].ndim == 3 and logged[0][1].dtype == np.uint8

@@ -11,7 +11,7 @@ from PIL import Image
 from seglab.commands.train import train
 from seglab.data.datasets.cityscapes_labels import train_id_palette
 from seglab.viz.palette import colorize, default_palette, overlay
-from seglab.viz.panels import panel
+from seglab.viz.panels import legend, panel
 from seglab.writers.semantic import save_color
 
 from tests.helpers.cityscapes_tree import write_cityscapes_tree
@@ -28,10 +28,11 @@ def test_colour_masks_overlays_and_panels_share_one_palette():
     assert overlay(image, classes, palette, alpha=0.0).tolist() == image.tolist()
 
     picture = panel(image, {"ground_truth": classes, "prediction": classes}, ["a", "b", "c"], palette)
-    assert picture[:2, 2:4].tolist() == blended.tolist() == picture[:2, 4:6].tolist()
-    legend = {tuple(c) for c in picture[2:].reshape(-1, 3).tolist()}
-    assert set(palette) <= legend and not set(default_palette(3)[1:]) & legend
-    default_legend = {tuple(c) for c in panel(image, {"p": classes}, ["a", "b", "c"])[2:].reshape(-1, 3).tolist()}
+    top = picture.shape[0] - legend(["a", "b", "c"], palette, 6).shape[0] - 2  # under the column titles
+    assert picture[top : top + 2, 2:4].tolist() == blended.tolist() == picture[top : top + 2, 4:6].tolist()
+    shown = {tuple(c) for c in picture[top + 2 :].reshape(-1, 3).tolist()}
+    assert set(palette) <= shown and not set(default_palette(3)[1:]) & shown
+    default_legend = {tuple(c) for c in panel(image, {"p": classes}, ["a", "b", "c"])[top + 2 :].reshape(-1, 3).tolist()}
     assert set(default_palette(3)) <= default_legend  # no palette given: the VOC colour map, class 0 black
 
 
@@ -61,4 +62,6 @@ def test_a_cityscapes_runs_dashboard_pictures_are_in_the_official_colours(tmp_pa
     colours = {tuple(c) for c in picture.reshape(-1, 3).tolist()}
     official = set(train_id_palette())
     assert len(official) == 19 and official <= colours  # the legend's swatches: road purple, sky blue, ...
-    assert not (set(default_palette(19)[1:]) - official) & colours  # none of the VOC colour map's (but black)
+    greys = {(v, v, v) for v in range(256)}  # the titles' and names' anti-aliased text
+    assert not (set(default_palette(19)[1:]) - official - greys) & colours  # none of the VOC colour map's
+    assert "val/per_class_iou" in events.Tags()["images"]  # the bar chart, as an image

@@ -62,6 +62,7 @@ def test_wandb_runs_offline_without_credentials(tmp_path, monkeypatch, caplog):
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
     assert f"wandb sync {runs[0]}" in caplog.text
+    assert not (tmp_path / "run" / "media").exists()  # ~callbacks.validation_media: no files either
 
 
 def test_run_config_is_the_flattened_resolved_config_with_git_params_and_command(wandb_run):
@@ -101,6 +102,10 @@ def test_media_per_class_table_confusion_matrix_and_fixed_images_with_masks(wand
     table_path = next(path for path in run.files if path.startswith("media/table/val/per_class"))
     table = json.loads((files_dir / table_path).read_text())
     assert table["columns"][:2] == ["class", "IoU"] and [row[0] for row in table["data"]] == ["background", "disk", "square", "triangle", "cross"]
+    chart = run.config["_wandb/visualize/val/per_class_iou"]["panel_config"]  # wandb.plot.bar of the per-class IoU
+    assert chart["panelDefId"] == "wandb/bar/v0" and chart["fieldSettings"] == {"label": "class", "value": "IoU"}
+    assert chart["stringSettings"]["title"].startswith("per-class IoU, best checkpoint: epoch ")  # the last one logged
+    assert len([row for row in run.history if row.get("val/per_class_iou_table/_type") == "table-file"]) == 3
 
 
 def test_checkpoints_are_logged_as_model_artifacts(wandb_run):

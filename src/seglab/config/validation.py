@@ -191,6 +191,8 @@ def training_rules() -> dict[str, Rule]:
         "callbacks.model_summary.max_depth": integer(-1),
         "callbacks.validation_media.num_images": integer(0),
         "callbacks.validation_media.max_size": integer(1),
+        "callbacks.validation_media.media_dir": optional(PATH),
+        "callbacks.validation_media.curves": FLAG,
         "callbacks.ema.decay": PROBABILITY,
         "callbacks.ema.update_every_n_steps": integer(1),
         "callbacks.ema.update_starting_at_step": optional(integer(0)),

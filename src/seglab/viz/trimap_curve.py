@@ -8,6 +8,8 @@ from typing import Mapping
 
 import numpy as np
 
+from seglab.viz.panels import figure_pixels
+
 # Logged name of a trimap score: <prefix>trimap_mIoU/<width>.
 TRIMAP_KEY = "trimap_mIoU/"
 
@@ -35,7 +37,6 @@ def trimap_curves(scores: Mapping[str, float], prefixes: Mapping[str, str]) -> d
 def trimap_curve_image(curves: Mapping[str, Mapping[int, float]], title: str = "") -> np.ndarray:
     """The curves as an RGB image (HxWx3 uint8): band width (pixels) on x, mIoU in the band on y, each point
     labelled with its value; a width without a score (no class in its band) is left out of its line."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6.4, 4.2), dpi=100)
@@ -70,6 +71,4 @@ def trimap_curve_image(curves: Mapping[str, Mapping[int, float]], title: str = "
         axes.legend(loc="best")
     axes.set_title(title or "Trimap mIoU", fontsize=10)
     figure.tight_layout()
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return figure_pixels(figure)
