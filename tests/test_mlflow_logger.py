@@ -72,8 +72,8 @@ def test_params_metrics_and_images_reach_the_mlflow_server(mlflow_server, tmp_pa
     assert params["optimizer.lr"] == "0.01" and params["model/decoder"] == "deeplabv3plus" and params["model.decoder.out_channels"] == "32"
     assert int(params["params/total"]) > 0 and len(params["git/commit"]) == 40
     assert run.data.metrics["val/mIoU"] == pytest.approx(metrics["val/mIoU"])
-    assert {"train/loss_step", "train/lr", "val/IoU/disk", "val/mAcc"} <= set(run.data.metrics)
-    assert len(client.get_metric_history(run.info.run_id, "train/lr")) == 2  # per step
+    assert {"train/loss_step", "train/lr/backbone", "train/lr/head", "val/IoU/disk", "val/mAcc"} <= set(run.data.metrics)
+    assert len(client.get_metric_history(run.info.run_id, "train/lr/backbone")) == 2  # per step
 
     images = [f.path for f in client.list_artifacts(run.info.run_id, "images")]
     assert any("samples" in path for path in images) and any("confusion_matrix" in path for path in images)

@@ -96,7 +96,7 @@ def predict(cfg: DictConfig) -> list[Path]:
         ("outputs", f"{len(written)} files for {len(inputs) - len(failed)} images ({kinds(written)})"),
         ("checkpoint", str(ckpt_path.resolve())),
         file_row("config", Path(cfg.paths.output_dir) / REBUILT_CONFIG, out_dir),
-        log_files_row(Path(cfg.paths.output_dir)),
+        log_files_row(Path(cfg.paths.output_dir), out_dir),
     ]))  # fmt: skip
     if failed:
         raise UserError(

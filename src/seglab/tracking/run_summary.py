@@ -38,10 +38,11 @@ def file_row(label: str, path: Path | str, directory: Path) -> Row | None:
     return (label, shown(path, directory)) if Path(path).exists() else None
 
 
-def log_files_row(directory: Path) -> Row | None:
-    """The run's log files: Hydra's ``<job>.log`` and the CSV logger's ``csv/metrics.csv``."""
-    files = [*sorted(Path(directory).glob("*.log")), *Path(directory).glob("csv/metrics.csv")]
-    return ("logs", ", ".join(shown(f, directory) for f in files)) if files else None
+def log_files_row(run_dir: Path, directory: Path | None = None) -> Row | None:
+    """The log files of ``run_dir``: Hydra's ``<job>.log`` and the CSV logger's ``csv/metrics.csv`` (shown relative
+    to the summary's ``directory``, by default ``run_dir``)."""
+    files = [*sorted(Path(run_dir).glob("*.log")), *Path(run_dir).glob("csv/metrics.csv")]
+    return ("logs", ", ".join(shown(f, directory or run_dir) for f in files)) if files else None
 
 
 def best_checkpoint_row(checkpoint_callback: Any, directory: Path, trusted: bool = False) -> Row | None:
