@@ -94,9 +94,11 @@ def test_mode_given_twice_must_agree(trained_run, tmp_path):
         _evaluate(trained_run[0], tmp_path, "eval.mode=tta", "inference=slide")
 
 
-def test_png_export_holds_the_predictions_that_were_scored(trained_run, tmp_path):
+def test_png_export_holds_the_predictions_that_were_scored(trained_run, tmp_path, caplog):
     run_dir, _ = trained_run
-    metrics = _evaluate(run_dir, tmp_path, "export.format=png")
+    with caplog.at_level(logging.INFO, logger="seglab"):
+        metrics = _evaluate(run_dir, tmp_path, "export.format=png")
+    assert "\n  predictions   predictions/  (32 png)\n" in caplog.text  # in the closing summary
     dataset = SyntheticShapes("val", lengths={"val": 32})
     recomputed = SegmentationMetrics(num_classes=5)
     for index in range(len(dataset)):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import warnings
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,11 @@ from seglab.callbacks.model_summary import ModelSummary
 from seglab.callbacks.progress import format_duration, run_progress
 from seglab.config.tree import config_tree, print_config_tree
 from seglab.optim.setup import learning_rates, optimizers_with_backbone_group
-from seglab.runtime.console import DropMessages
+from seglab.runtime.console import DropMessages, quiet_console
 from seglab.tracking.run_summary import format_summary, shown
 
 from tests.helpers import QUICK, TINY, make_cfg, run_in_process, run_script
+from tests.helpers.commands import logging_restored
 from tests.helpers.probes import RunProgressProbe
 
 # The lines `make train` printed before (issue 18): product tips, a deprecation from a dependency, lines said twice
@@ -77,6 +79,19 @@ def test_noise_filter_drops_only_the_lines_it_names():
     assert not drop.filter(record("TPU available: False, using: 0 TPU cores"))
     assert drop.filter(record("GPU available: True (cuda), used: True"))
     assert drop.filter(record("TPU available: True, using: 8 TPU cores"))
+
+
+def test_quiet_console_silences_torchs_leafspec_deprecation_from_lightning_only():
+    from lightning.pytorch.utilities._pytree import _tree_flatten
+
+    with logging_restored(), warnings.catch_warnings(record=True) as caught:  # quiet_console changes both
+        warnings.simplefilter("always")
+        _tree_flatten(1)
+        assert any("LeafSpec" in str(w.message) for w in caught)  # what Lightning triggers on every batch
+        caught.clear()
+        quiet_console()
+        _tree_flatten(1)
+        assert not caught
 
 
 def test_summary_paths_are_relative_inside_the_run_dir(tmp_path):
@@ -140,7 +155,8 @@ def test_make_train_console_is_quiet_and_ends_with_the_summary(tmp_path):
     assert result.returncode == 0, console[-3000:]
     assert not any(noise in console for noise in NOISE), [n for n in NOISE if n in console]
     assert console.count("Seed set to 42") == 1  # once, not also through Lightning's own handler
-    assert "├── model\n" in result.stdout and "Epoch 1/1 · step 2/2" in console
+    assert "├── model\n" in result.stdout and "Epoch 1/1 · step 2/2 · done ━" in console  # the bar
+    assert "[seglab.callbacks.progress][INFO] - Epoch 1/1 · step 2/2 · done · " in result.stdout  # the epoch's line
     assert f"Run finished: {run_dir}\n  best checkpoint  checkpoints/best.ckpt  (val/mIoU " in result.stdout
     log_text = (run_dir / "train.log").read_text()
     assert "Seed set to 42" in log_text and "Epoch 1/1 · step 2/2 · done" in log_text and "Run finished" in log_text
