@@ -53,7 +53,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     Without validation (``trainer.limit_val_batches=0``) ``metrics.json`` holds the last training metrics.
     """
     check_config(cfg)  # every value, before anything is built
-    print_config_tree(cfg)  # print_config=false: not
+    print_config_tree(cfg)  # on rank 0, unless print_config=false
     check_optimizer_choice(cfg)  # a task's paper optimizer unless one is chosen (Panoptic-DeepLab: adam)
     check_run_dirs(cfg)
     run_dir = Path(cfg.paths.output_dir)

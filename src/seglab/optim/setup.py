@@ -17,11 +17,8 @@ GROUP_NAMES = ("backbone", "head")
 def learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
     """``{"train/lr/backbone": ..., "train/lr/head": ...}``: the learning rate of every parameter group, by its
     ``name`` (a checkpoint written before groups had names restores them nameless: named by position then)."""
-    groups = optimizer.param_groups
-    return {
-        f"train/lr/{group.get('name', GROUP_NAMES[i] if len(groups) == len(GROUP_NAMES) else i)}": group["lr"]
-        for i, group in enumerate(groups)
-    }
+    names = [group.get("name", GROUP_NAMES[i] if i < len(GROUP_NAMES) else str(i)) for i, group in enumerate(optimizer.param_groups)]
+    return {f"train/lr/{name}": group["lr"] for name, group in zip(names, optimizer.param_groups)}
 
 
 def optimizers_with_backbone_group(
