@@ -57,6 +57,7 @@ def test_the_config_tree_masks_secrets_and_print_config_false_prints_nothing(tmp
     assert tree.startswith("config\n├── run\n") and "│   └── task_name: train" in tree
     assert "── model\n" in tree and "── trainer\n" in tree and "trimap_widths: [1, 2, 5, 10, 20, 40]" in tree
     assert "hunter2-secret" not in tree and "api_token: '***'" in tree
+    assert "│       loss: ${loss}\n" in tree and tree.count("_target_: torch.optim.SGD") == 1  # each group once
     print_config_tree(make_cfg(tmp_path, *TINY, "print_config=false"))
     assert capsys.readouterr().out == ""
 

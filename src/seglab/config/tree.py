@@ -5,6 +5,7 @@ masked as in the run directory's files (:func:`seglab.tracking.redaction.redact`
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import sys
 from typing import Any
@@ -30,13 +31,26 @@ def _list(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
 _CompactDumper.add_representer(list, _list)
 
 
+def _shared_groups_by_name(resolved: Any, raw: Any, top: dict | None = None) -> Any:
+    """``resolved`` where a value that is a whole top-level group by interpolation (``model.loss: ${loss}``) stays
+    ``${loss}``: the group has its own branch, shown once."""
+    top = resolved if top is None else top
+    if isinstance(raw, str) and re.fullmatch(r"\$\{(\w+)\}", raw) and isinstance(top.get(raw[2:-1]), dict):
+        return raw
+    if isinstance(resolved, dict) and isinstance(raw, dict):
+        return {key: _shared_groups_by_name(value, raw.get(key), top) for key, value in resolved.items()}
+    return resolved
+
+
 def config_tree(cfg: DictConfig, width: int = 120) -> str:
     """The tree as text (what :func:`print_config_tree` prints)."""
     from rich.console import Console
     from rich.syntax import Syntax
     from rich.tree import Tree
 
-    config: dict[str, Any] = redact(OmegaConf.to_container(cfg, resolve=True))
+    config: dict[str, Any] = _shared_groups_by_name(
+        redact(OmegaConf.to_container(cfg, resolve=True)), OmegaConf.to_container(cfg, resolve=False)
+    )
     scalars = {key: value for key, value in config.items() if not isinstance(value, dict)}
     tree = Tree("config", guide_style="dim")
     groups = ({RUN_BRANCH: scalars} if scalars else {}) | {k: v for k, v in config.items() if isinstance(v, dict)}
