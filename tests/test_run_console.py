@@ -27,7 +27,8 @@ from tests.helpers.probes import RunProgressProbe
 # by Lightning's own handler ("INFO: ..."), and lines that say nothing here.
 NOISE = (
     "💡 Tip", "litlogger", "litmodels", "LeafSpec", "_pytree", "Trainer already configured with model summary",
-    "Total Flops", "TPU available", "Loading `train_dataloader` to estimate", "\nINFO: ",
+    "Total Flops", "TPU available", "Loading `train_dataloader` to estimate", "Loaded model weights from the checkpoint",
+    "\nINFO: ",
 )
 
 
@@ -79,6 +80,7 @@ def test_noise_filter_drops_only_the_lines_it_names():
     assert not drop.filter(record("💡 Tip: For seamless cloud logging ... litlogger"))
     assert not drop.filter(record("TPU available: False, using: 0 TPU cores"))
     assert drop.filter(record("GPU available: True (cuda), used: True"))
+    assert drop.filter(record("Restoring states from the checkpoint path at best.ckpt"))
     assert drop.filter(record("TPU available: True, using: 8 TPU cores"))
 
 

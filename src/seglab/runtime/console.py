@@ -15,11 +15,13 @@ LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 # The loggers Lightning's rank_zero_info writes to.
 RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 # Messages of those loggers that say nothing to a seglab user: product tips (litlogger, litmodels), a TPU/HPU line on
-# machines without one, and an internal step of the learning-rate schedule's setup.
+# machines without one, an internal step of the learning-rate schedule's setup, and the line that repeats the one
+# before it ("Restoring states from the checkpoint path at <file>").
 NOISE = (
     r"💡 Tip: ",
     r"(TPU|HPU) available: False",
     r"Loading `train_dataloader` to estimate number of stepping batches",
+    r"Loaded model weights from the checkpoint at ",
 )
 
 
