@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -114,12 +115,14 @@ def test_auto_weights_are_counted_once_then_read_from_the_cache(user_cache, monk
     assert list(again.loss.class_weights) == pytest.approx(MEDIAN_FREQUENCY, abs=1e-6)
 
 
-def test_a_stale_cache_is_counted_again():
+def test_a_stale_cache_is_counted_again(caplog):
     cfg = known_labels_config()
     cache_file = label_counts_cache_file(cfg)
     cache_file.parent.mkdir(parents=True)
     cache_file.write_text(json.dumps({"num_images": 7, "pixels": [1, 1, 1, 1], "image_pixels": [4, 4, 4, 4]}))
-    resolve_auto_class_weights(cfg, build_datamodule(cfg))
+    with caplog.at_level(logging.INFO, logger="seglab"):
+        resolve_auto_class_weights(cfg, build_datamodule(cfg))
+    assert re.search(r"Counted the labels of 2 maps in \d+\.\d s", caplog.text)  # with a bar on a terminal
     assert list(cfg.loss.class_weights) == pytest.approx(MEDIAN_FREQUENCY, abs=1e-6)
     assert json.loads(cache_file.read_text())["num_images"] == 2
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -25,10 +27,16 @@ from seglab.viz.palette import default_palette
 from tests.helpers import assert_one_line_error, make_cfg, run_in_process, run_script
 
 
-def test_evaluate_reproduces_the_training_metric(trained_run, tmp_path):
+def test_evaluate_reproduces_the_training_metric(trained_run, tmp_path, caplog):
     run_dir, train_metrics = trained_run
     cfg = make_cfg(tmp_path, f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", config_name="eval")
-    metrics = evaluate(cfg)
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO, logger="seglab"):
+        warnings.simplefilter("always")
+        metrics = evaluate(cfg)
+    assert not [w for w in caught if "callbacks used to create the checkpoint" in str(w.message)]  # says nothing here
+    summary = caplog.text[caplog.text.index("Evaluation finished: "):]
+    assert summary.startswith(f"Evaluation finished: {tmp_path}\n  checkpoint    {run_dir / 'checkpoints' / 'best.ckpt'}\n")
+    assert "  metrics       metrics.json\n  trimap curve  trimap_curve.png\n" in summary
     assert metrics["mIoU"] == pytest.approx(train_metrics["val/mIoU"], abs=1e-6)
     assert metrics["IoU"]["disk"] == pytest.approx(train_metrics["val/IoU/disk"], abs=1e-6)
     written = json.loads((tmp_path / "metrics.json").read_text())
@@ -86,9 +94,11 @@ def test_mode_given_twice_must_agree(trained_run, tmp_path):
         _evaluate(trained_run[0], tmp_path, "eval.mode=tta", "inference=slide")
 
 
-def test_png_export_holds_the_predictions_that_were_scored(trained_run, tmp_path):
+def test_png_export_holds_the_predictions_that_were_scored(trained_run, tmp_path, caplog):
     run_dir, _ = trained_run
-    metrics = _evaluate(run_dir, tmp_path, "export.format=png")
+    with caplog.at_level(logging.INFO, logger="seglab"):
+        metrics = _evaluate(run_dir, tmp_path, "export.format=png")
+    assert "\n  predictions   predictions/  (32 png)\n" in caplog.text  # in the closing summary
     dataset = SyntheticShapes("val", lengths={"val": 32})
     recomputed = SegmentationMetrics(num_classes=5)
     for index in range(len(dataset)):

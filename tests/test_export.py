@@ -56,6 +56,7 @@ def test_export_command_writes_torchscript_with_pytorchs_logits_at_any_size(trai
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "max abs difference" in result.stdout + result.stderr  # the command checks its own export too
+    assert f"Export finished: {tmp_path / 'run'}\n  model       {output}  (torchscript)\n  checked     max abs difference " in result.stdout
     scripted = torch.jit.load(str(output))
     assert_same_logits(lambda images: scripted(images).detach().numpy(), pytorch_logits)
 

@@ -3,6 +3,7 @@ metrics and images can be read back through MLflow's client."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -60,20 +61,23 @@ def mlflow_server(tmp_path):
         log.close()
 
 
-def test_params_metrics_and_images_reach_the_mlflow_server(mlflow_server, tmp_path, monkeypatch):
+def test_params_metrics_and_images_reach_the_mlflow_server(mlflow_server, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    metrics = train(make_cfg(tmp_path / "run", "logger=mlflow", *QUICK, "experiment_name=mlflow-test"))
+    with caplog.at_level(logging.INFO, logger="seglab"):
+        metrics = train(make_cfg(tmp_path / "run", "logger=mlflow", *QUICK, "experiment_name=mlflow-test"))
 
     client = mlflow.MlflowClient(tracking_uri=mlflow_server)
     experiment = client.get_experiment_by_name("mlflow-test")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.run_name.startswith("deeplabv3plus-mobilenet_v2-synthetic-")
+    address = f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+    assert f"  dashboard        {address}\n" in caplog.text + "\n"  # the closing summary opens the run on the server
     params = run.data.params
     assert params["optimizer.lr"] == "0.01" and params["model/decoder"] == "deeplabv3plus" and params["model.decoder.out_channels"] == "32"
     assert int(params["params/total"]) > 0 and len(params["git/commit"]) == 40
     assert run.data.metrics["val/mIoU"] == pytest.approx(metrics["val/mIoU"])
-    assert {"train/loss_step", "train/lr", "val/IoU/disk", "val/mAcc"} <= set(run.data.metrics)
-    assert len(client.get_metric_history(run.info.run_id, "train/lr")) == 2  # per step
+    assert {"train/loss_step", "train/lr/backbone", "train/lr/head", "val/IoU/disk", "val/mAcc"} <= set(run.data.metrics)
+    assert len(client.get_metric_history(run.info.run_id, "train/lr/backbone")) == 2  # per step
 
     images = [f.path for f in client.list_artifacts(run.info.run_id, "images")]
     assert any("samples" in path for path in images) and any("confusion_matrix" in path for path in images)

@@ -71,6 +71,8 @@ def test_unreadable_file_is_named_and_the_others_still_run(trained_run, photos, 
     assert "broken.png" in result.stderr and "1 of 4 inputs could not be read" in result.stderr
     assert "Traceback" not in result.stderr
     assert "segmenting" in result.stderr  # the progress bar
+    assert f"Prediction finished: {tmp_path / 'out'}\n  outputs     6 files for 3 images (*_mask.png, *_color.png)\n" in result.stdout
+    assert f"  config      {tmp_path / 'run' / 'resolved_config.yaml'}\n  logs        {tmp_path / 'run' / 'predict.log'}" in result.stdout
     assert sorted(p.name for p in (tmp_path / "out").glob("*_mask.png")) == ["grey_mask.png", "odd_mask.png", "wide_mask.png"]
 
 

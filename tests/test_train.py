@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 
 import pytest
 import torch
@@ -31,8 +32,11 @@ def test_debug_limit_runs_on_a_split_of_one_validation_batch(tmp_path):
     assert_miou_is_recomputed(metrics)
 
 
-def test_training_without_validation_saves_last_ckpt_and_writes_the_training_metrics(tmp_path):
-    metrics = train(make_cfg(tmp_path, *QUICK, "trainer.max_epochs=2", "+trainer.limit_val_batches=0"))
+def test_training_without_validation_saves_last_ckpt_and_writes_the_training_metrics(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="seglab"):
+        metrics = train(make_cfg(tmp_path, *QUICK, "trainer.max_epochs=2", "+trainer.limit_val_batches=0"))
+    assert f"Run finished: {tmp_path}\n  last checkpoint  checkpoints/last.ckpt\n  metrics          metrics.json\n" in caplog.text
+    assert "Epoch 2/2 · step 4/4 · done · train/loss_epoch " in caplog.text  # the epoch's line, no validation
     assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 4
     assert not (tmp_path / "checkpoints" / "best.ckpt").exists()  # nothing to choose it by
     written = json.loads((tmp_path / "metrics.json").read_text())

@@ -79,11 +79,11 @@ def test_run_config_is_the_flattened_resolved_config_with_git_params_and_command
 
 def test_summary_holds_step_and_epoch_metrics_and_the_best_miou(wandb_run):
     _, run, metrics = wandb_run
-    assert {"train/loss_step", "train/lr", "val/loss", "val/mAcc", "val/aAcc", "val/IoU/disk", "val/IoU/background"} <= set(run.summary)
+    assert {"train/loss_step", "train/lr/backbone", "train/lr/head", "val/loss", "val/mAcc", "val/aAcc", "val/IoU/disk", "val/IoU/background"} <= set(run.summary)
     logged = [row["val/mIoU"] for row in run.history if "val/mIoU" in row]
     assert len(logged) == 3  # two epochs, then the best checkpoint's validation
     assert run.summary["val/mIoU"] == {"max": pytest.approx(max(logged))}
-    assert sum("train/lr" in row for row in run.history) == 4  # every training step
+    assert sum("train/lr/head" in row and "train/lr/backbone" in row for row in run.history) == 4  # every step
 
 
 def test_media_per_class_table_confusion_matrix_and_fixed_images_with_masks(wandb_run):
@@ -149,7 +149,7 @@ def test_logger_many_also_feeds_tensorboard_and_csv(wandb_run):
     assert len(events.Images("val/samples/0")) == 3
     assert "val/per_class/text_summary" in events.Tags()["tensors"]
     header = (root / "run" / "csv" / "metrics.csv").read_text().splitlines()[0]
-    assert "val/mIoU" in header and "train/lr" in header
+    assert "val/mIoU" in header and "train/lr/backbone" in header and "train/lr/head" in header
 
 
 def test_wandb_writes_its_local_log_every_second(tmp_path):

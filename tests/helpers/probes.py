@@ -236,3 +236,30 @@ class ValidationRecorder(L.Callback):
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: ANN001
         ValidationRecorder.last["predictions"].append(outputs["masks"]["prediction"].detach().cpu())
         ValidationRecorder.last["targets"].append(batch["mask"].detach().cpu())
+
+
+class RunProgressProbe(L.Callback):
+    """Records what a user would see mid-run: the progress bar's run text at the first training step, after the
+    first step, during validation and at the end, and the run's log file (``<run dir>/train.log``) at the first step."""
+
+    seen: dict = {}
+
+    @staticmethod
+    def _bar(trainer: L.Trainer):
+        return trainer.progress_bar_callback
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if trainer.global_step == 0:
+            log_file = Path(trainer.default_root_dir) / "train.log"
+            RunProgressProbe.seen = {"first": self._bar(trainer).run_progress(), "log_at_start": log_file.read_text()}
+        elif "mid" not in RunProgressProbe.seen:
+            RunProgressProbe.seen["mid"] = self._bar(trainer).run_progress()
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            RunProgressProbe.seen.setdefault("validation", self._bar(trainer).run_progress())
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        RunProgressProbe.seen["end"] = self._bar(trainer).run_progress()
+        bar = self._bar(trainer)
+        RunProgressProbe.seen["description"] = bar.progress.tasks[bar.train_progress_bar_id].description  # as shown

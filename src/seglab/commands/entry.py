@@ -85,8 +85,12 @@ def command_entry(config_name: str, module: str, rebuilds_checkpoint: bool = Fal
     ``module``; ``rebuilds_checkpoint``: the command serves a checkpoint (see the module docstring)."""
 
     def task(cfg: Any) -> Any:
+        from seglab.runtime.console import quiet_console
+
         sys.argv[1:] = [*_prefix, *_typed]  # the other DDP ranks start with the command as typed
-        return importlib.import_module(module).run(cfg)
+        command = importlib.import_module(module)  # imports Lightning, whose own console handler quiet_console removes
+        quiet_console()
+        return command.run(cfg)
 
     # Hydra names the job (its log file, hydra.job.name) after the last part of the task's module: eval, predict, ...
     task.__module__ = f"seglab.commands.{config_name}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from seglab.runtime.distributed import is_rank_zero, prepare_process, release_dd
 from seglab.runtime.out_of_memory import explain_out_of_memory
 from seglab.runtime.write_targets import RUN_DIR_FIX, check_writable_dir, explain_write_failures
 from seglab.tracking.metrics_file import format_metrics_table, write_json
+from seglab.tracking.run_summary import file_row, format_summary, log_files_row, shown
 from seglab.writers.instances import INSTANCE_EXPORT_FORMATS
 from seglab.writers.semantic import EXPORT_FORMATS
 
@@ -60,7 +62,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [] if export_format is None else [model.prediction_writer(export_format, Path(cfg.export.dir), datamodule)]
     trainer = build_trainer(train_cfg, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
     run = trainer.validate if split == "val" else trainer.test
-    with explain_out_of_memory(train_cfg, training=False), explain_write_failures(written_into):
+    with explain_out_of_memory(train_cfg, training=False), explain_write_failures(written_into), warnings.catch_warnings():
+        # A training checkpoint holds its callbacks' states, which scoring it has no use for.
+        warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks used to create")
         logged = run(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)[0]
     release_ddp_children(trainer)
 
@@ -83,6 +87,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     else:
         log.warning("The %s split has no labels: no scores%s", split,
                     "" if export_format else " (export.format writes the predictions)")
+    if trainer.is_global_zero:
+        exported = callbacks[0].written if callbacks else None
+        log.info("%s", format_summary("Evaluation finished", run_dir, [
+            ("checkpoint", str(ckpt_path.resolve())),
+            file_row("metrics", run_dir / "metrics.json", run_dir),
+            file_row("trimap curve", metrics["trimap_curve"], run_dir) if "trimap_curve" in metrics else None,
+            ("predictions", f"{shown(cfg.export.dir, run_dir)}  ({exported} {export_format})") if callbacks else None,
+            log_files_row(run_dir),
+        ]))  # fmt: skip
     return metrics
 
 

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from seglab.checkpointing.restore import load_trained_model, save_rebuilt_config, training_config
+from seglab.checkpointing.restore import REBUILT_CONFIG, load_trained_model, save_rebuilt_config, training_config
 from seglab.config.compose import command_keys, run_overrides
 from seglab.config.validation import check_config
 from seglab.config.value_rules import PATH, integer, number, one_of, optional
@@ -25,6 +25,7 @@ from seglab.data.transforms import find_normalize
 from seglab.runtime.errors import UserError
 from seglab.runtime.extras import require_extra
 from seglab.runtime.write_targets import check_room, check_writable_dir, explain_write_failures, state_size
+from seglab.tracking.run_summary import file_row, format_summary, log_files_row, shown
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,14 @@ def export_model(cfg: DictConfig) -> Path:
             raise UserError(f"the exported model's logits differ from PyTorch's by {difference:.2e} > atol={cfg.atol}")
         shape = "x".join(map(str, CHECK_SHAPE))
         log.info("Checked against PyTorch on a %s input: max abs difference %.2e", shape, difference)
+    run_dir = Path(cfg.paths.output_dir)
+    log.info("%s", format_summary("Export finished", run_dir, [
+        ("model", f"{shown(path, run_dir)}  ({cfg.format})"),
+        ("checked", f"max abs difference {difference:.2e} from PyTorch" if cfg.atol is not None else "no (atol=null)"),
+        ("checkpoint", str(ckpt_path.resolve())),
+        file_row("config", run_dir / REBUILT_CONFIG, run_dir),
+        log_files_row(run_dir),
+    ]))  # fmt: skip
     return path
 
 

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from seglab.checkpointing.restore import load_trained_model, save_rebuilt_config, training_config
+from seglab.checkpointing.restore import REBUILT_CONFIG, load_trained_model, save_rebuilt_config, training_config
 from seglab.config.compose import command_keys, run_overrides
 from seglab.config.validation import DEVICE, PROBABILITY, check_config, inference_modes
 from seglab.config.value_rules import PATH
@@ -19,6 +19,7 @@ from seglab.data.io import read_image
 from seglab.runtime.devices import choose_device
 from seglab.runtime.errors import UserError
 from seglab.runtime.write_targets import check_writable_dir, explain_write_failures
+from seglab.tracking.run_summary import file_row, format_summary, log_files_row
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,12 @@ def predict(cfg: DictConfig) -> list[Path]:
                 overlay_alpha=cfg.predict.overlay_alpha,
             )
     log.info("Segmented %d of %d images into %s", len(inputs) - len(failed), len(inputs), out_dir)
+    log.info("%s", format_summary("Prediction finished", out_dir, [
+        ("outputs", f"{len(written)} files for {len(inputs) - len(failed)} images ({kinds(written)})"),
+        ("checkpoint", str(ckpt_path.resolve())),
+        file_row("config", Path(cfg.paths.output_dir) / REBUILT_CONFIG, out_dir),
+        log_files_row(Path(cfg.paths.output_dir), out_dir),
+    ]))  # fmt: skip
     if failed:
         raise UserError(
             f"{len(failed)} of {len(inputs)} inputs could not be read and were skipped: "
@@ -98,6 +105,11 @@ def predict(cfg: DictConfig) -> list[Path]:
             + f" (the others were written to {out_dir})"
         )
     return written
+
+
+def kinds(written: list[Path]) -> str:
+    """``*_mask.png, *_color.png``: the kinds of files written, by the part of their names after the image's stem."""
+    return ", ".join(dict.fromkeys(f"*_{path.name.rsplit('_', 1)[-1]}" for path in written))
 
 
 def run(cfg: DictConfig) -> None:

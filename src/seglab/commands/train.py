@@ -19,6 +19,7 @@ from seglab.checkpointing.resume import resume_checkpoint
 from seglab.config.builders import build_callbacks, build_loggers, build_model, build_trainer, close_loggers
 from seglab.config.compose import run_overrides
 from seglab.config.preflight import check_optimizer_choice, check_weights_fit, preflight
+from seglab.config.tree import print_config_tree
 from seglab.config.validation import check_config
 from seglab.losses.class_weights import resolve_auto_class_weights
 from seglab.runtime.distributed import is_rank_zero, prepare_process, release_ddp_children
@@ -29,6 +30,9 @@ from seglab.tracking.metrics_file import format_metrics_table, write_json
 from seglab.tracking.redaction import redact, redact_files, secrets_in
 from seglab.tracking.resume_loggers import ResumeLoggers
 from seglab.tracking.run_info import describe_run
+from seglab.tracking.run_summary import (
+    best_checkpoint_row, dashboard_commands, dashboard_rows, file_row, format_summary, log_files_row,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     Without validation (``trainer.limit_val_batches=0``) ``metrics.json`` holds the last training metrics.
     """
     check_config(cfg)  # every value, before anything is built
+    print_config_tree(cfg)  # on rank 0, unless print_config=false
     check_optimizer_choice(cfg)  # a task's paper optimizer unless one is chosen (Panoptic-DeepLab: adam)
     check_run_dirs(cfg)
     run_dir = Path(cfg.paths.output_dir)
@@ -80,6 +85,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     # Lightning turns the loggers off in a fast dev run (debug=fdr); building them would already write their files.
     loggers = [] if cfg.trainer.get("fast_dev_run") else build_loggers(cfg, resume_from=ckpt_path)
+    dashboards: list[str] | None = None  # the dashboard commands, for the closing summary
     try:
         description = {**describe_run(cfg, model), **(class_weights or {})}
         for logger in loggers:
@@ -97,14 +103,31 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics = validated[0] if validated else trained
             if cfg.get("test"):
                 metrics.update(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0])
+            dashboards = dashboard_commands(loggers) if trainer.is_global_zero else []
     finally:
-        close_loggers(loggers)
+        close_loggers(loggers, sync_hint=dashboards is None)  # a run that fails still says how to sync W&B
     release_ddp_children(trainer)
 
     if trainer.is_global_zero:  # rank 0 writes the file
         write_json(metrics, run_dir / "metrics.json")
     log.info("Final metrics (%s)\n%s", run_dir / "metrics.json", format_metrics_table(metrics, "metric"))
+    if trainer.is_global_zero:
+        log.info("%s", training_summary(cfg, trainer, dashboards or []))
     return metrics
+
+
+def training_summary(cfg: DictConfig, trainer: L.Trainer, dashboards: list[str]) -> str:
+    """The closing block of a training run (:mod:`seglab.tracking.run_summary`)."""
+    run_dir = Path(cfg.paths.output_dir)
+    best = best_checkpoint_row(trainer.checkpoint_callback, run_dir, bool(cfg.get("trusted")))
+    last = getattr(trainer.checkpoint_callback, "dirpath", None)
+    return format_summary("Run finished", run_dir, [
+        best or (file_row("last checkpoint", Path(last) / "last.ckpt", run_dir) if last else None),
+        file_row("metrics", run_dir / "metrics.json", run_dir),
+        file_row("media", run_dir / "media", run_dir),
+        log_files_row(run_dir),
+        *dashboard_rows(dashboards),
+    ])  # fmt: skip
 
 
 def run(cfg: DictConfig) -> float | None:

@@ -91,7 +91,22 @@ def build_trainer(cfg: DictConfig, **kwargs: Any) -> L.Trainer:
     for key in SEGLAB_TRAINER_KEYS:
         node.pop(key, None)
     plugins = instantiate(node.pop("plugins", None) or [])
-    return instantiate(node, plugins=[*plugins, SafeCheckpointIO(trusted=bool(cfg.get("trusted")))], **kwargs)
+    return instantiate(node, plugins=[*plugins, SafeCheckpointIO(trusted=bool(cfg.get("trusted")))], **_display_options(node, kwargs))
+
+
+def _display_options(node: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` for the Trainer: a config's own model summary callback tells Lightning not to add its default
+    (which it would announce: "Trainer already configured with model summary callbacks"), and
+    ``trainer.enable_progress_bar=false`` drops the config's progress bar (Lightning refuses one then)."""
+    from lightning.pytorch.callbacks import ModelSummary, ProgressBar
+
+    callbacks = list(kwargs.get("callbacks") or [])
+    if node.get("enable_progress_bar") is False:
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    options = {**kwargs, "callbacks": callbacks} if "callbacks" in kwargs else dict(kwargs)
+    if any(isinstance(c, ModelSummary) for c in callbacks) and "enable_model_summary" not in node:
+        options["enable_model_summary"] = False
+    return options
 
 
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
@@ -106,11 +121,12 @@ def build_loggers(cfg: DictConfig, resume_from: Path | None = None) -> list[Any]
     return [instantiate_part(node, **(resumed if "resume_from" in node else {})) for node in nodes]
 
 
-def close_loggers(loggers: list[Any]) -> None:
-    """Finish W&B runs (printing the sync command of offline ones) so multiruns start a fresh run per job."""
+def close_loggers(loggers: list[Any], sync_hint: bool = True) -> None:
+    """Finish W&B runs so multiruns start a fresh run per job; ``sync_hint``: print the sync command of offline ones
+    (a run that ends normally prints it in its closing summary instead)."""
     for logger in loggers:
         if type(logger).__name__ == "WandbLogger" and logger._experiment is not None:
-            hint = wandb_sync_hint(logger)
+            hint = wandb_sync_hint(logger) if sync_hint else None
             logger.experiment.finish()
             if hint:
                 log.info("W&B ran offline; upload this run to the dashboard with:\n  %s", hint)

@@ -77,6 +77,7 @@ def training_rules() -> dict[str, Rule]:
         "ckpt_path": optional(PATH),
         "trusted": FLAG,
         "test": FLAG,
+        "print_config": FLAG,
         "auto_class_weights": one_of(*CLASS_WEIGHT_METHODS),
         "paths.log_dir": PATH,
         "paths.output_dir": PATH,

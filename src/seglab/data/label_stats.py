@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from seglab.runtime.errors import UserError
 
@@ -81,7 +83,8 @@ def count_labels(dataset: Dataset, num_classes: int, ignore_index: int, num_work
     pixels = np.zeros(num_classes, dtype=np.int64)
     image_pixels = np.zeros(num_classes, dtype=np.int64)
     loader = DataLoader(_MaskHistograms(dataset, num_classes, ignore_index), batch_size=None, num_workers=num_workers)
-    for histogram in loader:
+    # A bar on a terminal (stderr, as Lightning's), none in a log file; the caller logs the count and the time.
+    for histogram in tqdm(loader, total=len(dataset), desc="counting labels", unit="map", disable=None, leave=False):
         histogram = np.asarray(histogram)
         pixels += histogram
         image_pixels[histogram > 0] += histogram.sum()
@@ -99,7 +102,9 @@ def cached_label_counts(
             return counts
         log.info("Label counts in %s are stale (%d images, now %d): counting again", cache_file, counts.num_images, len(dataset))
     log.info("Counting the labelled pixels of %d label maps", len(dataset))
+    start = time.monotonic()
     counts = count_labels(dataset, num_classes, ignore_index, num_workers)
+    log.info("Counted the labels of %d maps in %.1f s", counts.num_images, time.monotonic() - start)
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")

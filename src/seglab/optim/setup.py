@@ -10,6 +10,16 @@ from torch import nn
 
 from seglab.runtime.errors import UserError
 
+# The parameter groups every task's optimizer holds, in order: the backbone's and the rest of the model's.
+GROUP_NAMES = ("backbone", "head")
+
+
+def learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """``{"train/lr/backbone": ..., "train/lr/head": ...}``: the learning rate of every parameter group, by its
+    ``name`` (a checkpoint written before groups had names restores them nameless: named by position then)."""
+    names = [group.get("name", GROUP_NAMES[i] if i < len(GROUP_NAMES) else str(i)) for i, group in enumerate(optimizer.param_groups)]
+    return {f"train/lr/{name}": group["lr"] for name, group in zip(names, optimizer.param_groups)}
+
 
 def optimizers_with_backbone_group(
     module: nn.Module,
@@ -25,7 +35,7 @@ def optimizers_with_backbone_group(
     backbone = list(backbone_parameters)
     backbone_ids = {id(p) for p in backbone}
     rest = [p for p in module.parameters() if id(p) not in backbone_ids]
-    optimizer = optimizer_factory([{"params": backbone}, {"params": rest}])
+    optimizer = optimizer_factory([{"params": backbone, "name": GROUP_NAMES[0]}, {"params": rest, "name": GROUP_NAMES[1]}])
     optimizer.param_groups[0]["lr"] *= backbone_lr_mult
     if scheduler_factory is None:
         return {"optimizer": optimizer}

@@ -27,7 +27,7 @@ from torchmetrics import Metric
 from seglab.metrics.cityscapes_inputs import require_cityscapes_classes, require_instance_ids
 from seglab.metrics.cityscapes_instance import CityscapesInstanceAP
 from seglab.metrics.instance import MaskAveragePrecision
-from seglab.optim.setup import optimizers_with_backbone_group
+from seglab.optim.setup import learning_rates, optimizers_with_backbone_group
 from seglab.runtime.errors import UserError
 from seglab.writers.instances import INSTANCE_EXPORT_FORMATS
 
@@ -165,7 +165,7 @@ class InstanceSegmentationModule(L.LightningModule):
         batch_size = batch["image"].shape[0]
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train/loss/{name}": value.detach() for name, value in terms.items()}, on_epoch=True, batch_size=batch_size)
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], on_step=True, on_epoch=False)
+        self.log_dict(learning_rates(self.trainer.optimizers[0]), on_step=True, on_epoch=False)
         return loss
 
     def _evaluation_step(self, batch: dict[str, Any], metrics: nn.ModuleDict) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from seglab.metrics.boundary import DEFAULT_DILATION_RATIO, DEFAULT_TRIMAP_WIDTH
 from seglab.metrics.cityscapes_inputs import require_instance_ids
 from seglab.metrics.cityscapes_pixel import semantic_metrics
 from seglab.models import Segmentor
-from seglab.optim.setup import optimizers_with_backbone_group
+from seglab.optim.setup import learning_rates, optimizers_with_backbone_group
 from seglab.runtime.errors import UserError
 from seglab.writers.semantic import EXPORT_FORMATS
 
@@ -206,7 +206,7 @@ class SemanticSegmentationModule(L.LightningModule):
             loss = loss + self.aux_weight * aux_loss
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=logits.shape[0])
         self.log_dict({f"train/loss/{name}": v for name, v in terms.items()}, on_epoch=True, batch_size=logits.shape[0])
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[-1]["lr"], on_step=True, on_epoch=False)
+        self.log_dict(learning_rates(self.trainer.optimizers[0]), on_step=True, on_epoch=False)
         return loss
 
     def _evaluation_step(self, batch: dict[str, Any], stage: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ MLflow run, without logging twice the metrics of the steps it trains again.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from pathlib import Path
@@ -15,10 +16,12 @@ from lightning.pytorch.loggers import MLFlowLogger as LightningMLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from seglab.config.compose import job_run_name
+from seglab.runtime.distributed import is_rank_zero
 from seglab.runtime.extras import require_extra
 from seglab.tracking.resumed import not_recorded, previous_run_id, save_run_id
 
 RUN_ID_FILE = Path("mlflow") / "run_id"
+log = logging.getLogger(__name__)
 
 
 class MLFlowLogger(LightningMLFlowLogger):
@@ -67,7 +70,9 @@ def create_mlflow_logger(
 ) -> MLFlowLogger:
     """An :class:`MLFlowLogger` for ``tracking_uri``, else ``MLFLOW_TRACKING_URI``, else a local store:
     ``<save_dir>/mlflow.db`` (SQLite) with artifacts in ``<save_dir>/artifacts``, which
-    ``mlflow ui --backend-store-uri sqlite:///<save_dir>/mlflow.db`` shows.
+    ``mlflow ui --backend-store-uri sqlite:///<save_dir>/mlflow.db`` shows. A relative ``save_dir`` (the config's
+    ``${paths.log_dir}/mlruns``) is made absolute from the working directory at start, whatever ``hydra.run.dir``:
+    every run of one ``paths.log_dir`` shares the store, so its runs compare in one ``mlflow ui``.
 
     Credentials for a server come from MLflow's own variables (``MLFLOW_TRACKING_TOKEN``,
     ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``), never from the config.
@@ -84,6 +89,8 @@ def create_mlflow_logger(
         store.mkdir(parents=True, exist_ok=True)
         tracking_uri = f"sqlite:///{store / 'mlflow.db'}"
         kwargs.setdefault("artifact_location", (store / "artifacts").as_uri())
+        if is_rank_zero():
+            log.info("MLflow: local store %s (open it with: mlflow ui --backend-store-uri %s)", store, tracking_uri)
     run_id = kwargs.pop("run_id", None) or previous_run_id(resume_from, RUN_ID_FILE, run_dir)
     name = job_run_name(run_name)
     logger = MLFlowLogger(experiment_name=experiment_name, run_name=name, tracking_uri=tracking_uri, run_id=run_id, **kwargs)
