@@ -85,7 +85,7 @@ def test_a_csv_runs_directory_holds_its_latest_and_best_validations_pictures(tra
     recorded = history(run_dir)
     assert [row["step"] for row in recorded["val"]] == [16, 32, 48, 64]
     assert [row["step"] for row in recorded["train"]] == [10, 20, 30, 40, 50, 60]  # every log_every_n_steps
-    assert set(recorded["train"][0]["lr"]) == {"group 0", "group 1"}  # every parameter group's learning rate
+    assert set(recorded["train"][0]["lr"]) == {"backbone", "head"}  # every parameter group's learning rate, by its name
 
 
 class FakeRun:

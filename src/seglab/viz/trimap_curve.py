@@ -67,7 +67,7 @@ def trimap_curve_image(curves: Mapping[str, Mapping[int, float]], title: str = "
         margin = max(0.05, 0.15 * (high - low))
         axes.set_ylim(max(0.0, low - margin), min(1.0, high + margin))
     axes.grid(alpha=0.3)
-    if curves:
+    if values:  # curves that are all NaN (a band no image has) draw no line to name
         axes.legend(loc="best")
     axes.set_title(title or "Trimap mIoU", fontsize=10)
     figure.tight_layout()
