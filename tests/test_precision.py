@@ -56,6 +56,22 @@ def test_compile_option_compiles_the_network_and_keeps_its_parameter_names(tmp_p
     assert list(compiled.state_dict()) == list(plain.state_dict())  # checkpoints load either way
 
 
+def test_compile_on_the_cpu_warns_once_that_it_is_slower(tmp_path):
+    import warnings
+
+    from seglab.tasks.semantic import CPU_COMPILE_WARNING
+
+    def fit_warnings(*overrides: str) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train(make_cfg(tmp_path / str(len(overrides)), "debug=fdr", *SMALL, "trainer.accelerator=cpu", *overrides))
+        return [str(w.message) for w in caught if "model.compile" in str(w.message)]
+
+    assert fit_warnings("model.compile={backend:seglab_test_recorder}") == [CPU_COMPILE_WARNING]  # once per fit
+    assert fit_warnings() == []
+    assert "slower" in CPU_COMPILE_WARNING and "RATIO" not in CPU_COMPILE_WARNING  # the measured ratio is filled in
+
+
 def test_gradient_accumulation_and_clipping(tmp_path):
     cfg = make_cfg(
         tmp_path, *TINY, *SMALL, "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",

@@ -4,6 +4,8 @@ matches torchvision layer for layer, and the auxiliary head's loss is logged dur
 from __future__ import annotations
 
 import csv
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,6 +87,16 @@ def test_presets_use_the_papers_parts():
     assert compose_config("train", ["model=sppnet"]).model.decoder.levels == [4, 2, 1]
 
 
+@pytest.mark.parametrize("preset", ["deeplabv1", "deeplabv2", "deeplabv3", "deeplabv3plus", "pspnet", "fcn"])
+def test_each_paper_presets_config_names_its_paper_and_its_deliberate_differences(preset):
+    from seglab.config.compose import CONFIG_DIR
+
+    text = (Path(CONFIG_DIR) / "model" / f"{preset}.yaml").read_text()
+    header = text[: text.index("defaults:")]
+    assert re.search(r"\(\w+ et al\., 20\d\d\)", header), header  # the paper
+    assert "Deliberate difference" in header, header  # what differs from it, and why
+
+
 def test_deeplabv3_resnet101_matches_torchvision_layer_for_layer():
     from torchvision.models.segmentation import deeplabv3_resnet101
 
@@ -114,12 +126,12 @@ def test_deeplabv3plus_follows_its_paper_and_matches_smp(output_stride):
     stride = f"model.backbone.output_stride={output_stride}"
     ours = build_preset("deeplabv3plus", "data=cityscapes", "model/backbone=resnet50", stride).net
     theirs = smp.DeepLabV3Plus("resnet50", encoder_weights=None, encoder_output_stride=output_stride, classes=19)
-    assert abs(count(ours) / count(theirs) - 1) < 0.005
+    assert abs(count(ours) / count(theirs) - 1) < 0.001  # docs/models.md: to 0.1% (the issue asked 0.5%)
     assert ours.decoder.aspp.rates == ((6, 12, 18) if output_stride == 16 else (12, 24, 36))
     depthwise = [m for m in ours.decoder.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
     assert depthwise and all(m.groups == m.in_channels for m in depthwise)  # every 3x3 conv, ASPP and decoder
     dense = build_preset("deeplabv3plus", "data=cityscapes", "model/backbone=resnet50", stride, "model.decoder.separable=false").net
-    assert count(dense) > 1.4 * count(ours)  # separable=false: the plain 3x3 convolutions stay available
+    assert 1.4 < count(dense) / count(ours) < 1.6  # separable=false: the plain 3x3 convolutions, about 1.5x the size
 
 
 def test_auxiliary_loss_is_logged_in_training_and_the_checkpoint_evaluates(tmp_path):

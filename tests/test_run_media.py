@@ -137,7 +137,7 @@ def test_best_holds_the_best_validation_not_the_last_and_titles_name_epoch_and_s
     assert files(media) == {"curves.png", "best/info.json", "latest/info.json"} | {
         f"{folder}/{name}" for folder in ("best", "latest") for name in ("confusion_matrix.png", "per_class_iou.png", "per_class.csv")
     }
-    assert set(run.media.history.train[0]["lr"]) == {"backbone", "group 1"}  # a group's own name, else its index
+    assert set(run.media.history.train[0]["lr"]) == {"backbone", "head"}  # a group's own name, else by its position
 
     low = FakeRun(tmp_path / "min", mode="min")  # a monitor to minimise (e.g. a loss): the lowest is the best
     for epoch, score in enumerate([0.5, 0.2, 0.6]):

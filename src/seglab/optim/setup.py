@@ -14,11 +14,16 @@ from seglab.runtime.errors import UserError
 GROUP_NAMES = ("backbone", "head")
 
 
-def learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
-    """``{"train/lr/backbone": ..., "train/lr/head": ...}``: the learning rate of every parameter group, by its
-    ``name`` (a checkpoint written before groups had names restores them nameless: named by position then)."""
+def group_learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """``{"backbone": ..., "head": ...}``: the learning rate of every parameter group, by its ``name`` (a checkpoint
+    written before groups had names restores them nameless: named by position then)."""
     names = [group.get("name", GROUP_NAMES[i] if i < len(GROUP_NAMES) else str(i)) for i, group in enumerate(optimizer.param_groups)]
-    return {f"train/lr/{name}": group["lr"] for name, group in zip(names, optimizer.param_groups)}
+    return {name: float(group["lr"]) for name, group in zip(names, optimizer.param_groups)}
+
+
+def learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """``{"train/lr/backbone": ..., "train/lr/head": ...}``, as the tasks log them."""
+    return {f"train/lr/{name}": lr for name, lr in group_learning_rates(optimizer).items()}
 
 
 def optimizers_with_backbone_group(

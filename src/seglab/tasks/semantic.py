@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +22,13 @@ from seglab.models import Segmentor
 from seglab.optim.setup import learning_rates, optimizers_with_backbone_group
 from seglab.runtime.errors import UserError
 from seglab.writers.semantic import EXPORT_FORMATS
+
+# torch.compile pays on GPUs (benchmarks/recipe_speed.py); on the CPU its kernels lose to eager mode's.
+CPU_COMPILE_WARNING = (
+    "model.compile=true on the CPU: a training step is about 1.4x slower than without it (benchmarks/compile_cpu.py, "
+    "benchmarks/README.md) and the first steps spend some 20 CPU seconds compiling; set model.compile=false unless the "
+    "run trains on a GPU"
+)
 
 
 class SemanticSegmentationModule(L.LightningModule):
@@ -111,6 +119,7 @@ class SemanticSegmentationModule(L.LightningModule):
         if compile:  # the parts, not the Segmentor: training calls its forward_with_aux, not forward
             for part in (self.net.backbone, self.net.decoder):
                 part.compile(**(compile if isinstance(compile, dict) else {}))
+        self.compiled = bool(compile)
         self.inference = inference or whole_inference
         self.cityscapes_scores = cityscapes_scores
         self.val_metrics = semantic_metrics(num_classes, ignore_index, self.class_names, cityscapes_scores)
@@ -131,6 +140,10 @@ class SemanticSegmentationModule(L.LightningModule):
         # The network's own scores beside the post-processed ones, for the before/after comparison.
         self.val_network = network_metrics(boundary) if postprocess is not None else None
         self.test_network = network_metrics(boundary) if postprocess is not None else None
+
+    def on_fit_start(self) -> None:
+        if self.compiled and self.device.type == "cpu":
+            rank_zero_warn(CPU_COMPILE_WARNING)
 
     # What the builders and the commands ask the task. Instance targets: only with data.return_instances=true (the
     # Cityscapes iIoU reads instance ids of its own). eval.mode / predict.mode: every option of the inference group.

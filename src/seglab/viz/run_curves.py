@@ -43,14 +43,15 @@ class RunHistory:
 
 
 def learning_rates(optimizers: Sequence[Any]) -> dict[str, float]:
-    """``{group name: lr}`` of every parameter group (named by its ``"name"``, else ``group <i>``; optimizers after
-    the first prefix ``optimizer <j>/``)."""
-    rates = {}
-    for number, optimizer in enumerate(optimizers):
-        prefix = f"optimizer {number}/" if number else ""
-        for index, group in enumerate(optimizer.param_groups):
-            rates[prefix + str(group.get("name") or f"group {index}")] = float(group["lr"])
-    return rates
+    """``{group name: lr}`` of every parameter group (:func:`seglab.optim.setup.group_learning_rates`; optimizers
+    after the first prefix ``optimizer <j>/``)."""
+    from seglab.optim.setup import group_learning_rates
+
+    return {
+        (f"optimizer {number}/" if number else "") + name: lr
+        for number, optimizer in enumerate(optimizers)
+        for name, lr in group_learning_rates(optimizer).items()
+    }
 
 
 def _points(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
