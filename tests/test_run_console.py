@@ -28,7 +28,7 @@ from tests.helpers.probes import RunProgressProbe
 NOISE = (
     "💡 Tip", "litlogger", "litmodels", "LeafSpec", "_pytree", "Trainer already configured with model summary",
     "Total Flops", "TPU available", "Loading `train_dataloader` to estimate", "Loaded model weights from the checkpoint",
-    "\nINFO: ",
+    "\nINFO: ", "is not supported by the model summary",
 )
 
 

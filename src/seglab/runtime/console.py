@@ -1,6 +1,7 @@
 """A quiet console: Lightning's log lines once, through Hydra's handlers (so they also reach ``<run dir>/<job>.log``),
-without its product tips, its lines that tell a seglab user nothing, and a dependency's deprecation warning the
-user cannot act on. Real warnings are kept: each filter names one message and where it comes from.
+without its product tips, its lines that tell a seglab user nothing, a dependency's deprecation warning the user
+cannot act on, and the model summary's bf16 caveat (the weights it sizes are float32 under autocast). Real
+warnings are kept: each filter names one message and where it comes from.
 """
 
 from __future__ import annotations
@@ -53,4 +54,9 @@ def quiet_console() -> None:
     warnings.filterwarnings(
         "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning,
         module=r"lightning\.pytorch\.utilities\._pytree",
+    )  # fmt: skip
+    # bf16-mixed runs (make train's): the summary sizes the weights, which are float32 under autocast, in 32 bits.
+    warnings.filterwarnings(
+        "ignore", message=r"Precision bf16-mixed is not supported by the model summary", category=UserWarning,
+        module=r"lightning\.pytorch\.utilities\.model_summary\.model_summary",
     )  # fmt: skip
