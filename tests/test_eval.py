@@ -107,13 +107,16 @@ def test_png_export_holds_the_predictions_that_were_scored(trained_run, tmp_path
     assert recomputed.compute()["mIoU"].item() == pytest.approx(metrics["mIoU"], abs=1e-6)
 
 
-def test_color_export_shows_the_colour_mask_beside_the_overlay(trained_run, tmp_path):
+def test_color_export_shows_the_colour_mask_beside_the_overlay_above_a_legend(trained_run, tmp_path):
     run_dir, _ = trained_run
     _evaluate(run_dir, tmp_path, "export.format=color")
     files = sorted((tmp_path / "predictions").glob("*.png"))
     assert len(files) == 32
-    picture = np.asarray(Image.open(files[0]))
-    assert picture.shape == (64, 128, 3)
+    written = np.asarray(Image.open(files[0]))
+    assert written.shape[1] == 256 and written.shape[0] > 64  # padded to the legend's width, the legend below
+    assert (written[:64, 128:] == 255).all()
+    picture, strip = written[:64, :128], written[64:]
+    assert {tuple(c) for c in default_palette(5)} <= {tuple(c) for c in strip.reshape(-1, 3).tolist()}  # the legend
     mask_colours = {tuple(c) for c in picture[:, :64].reshape(-1, 3)}
     assert mask_colours <= set(default_palette(5))
     image = SyntheticShapes("val", lengths={"val": 32}).generate(0)[0]

@@ -44,6 +44,22 @@ def test_predict_py_colour_files_are_the_same_colorize_and_overlay(tmp_path):
     assert written.tolist() == np.concatenate([colorize(classes, palette), overlay(image, classes, palette, 0.3)], 1).tolist()
 
 
+def test_colour_files_carry_a_legend_naming_the_classes_in_their_colours(tmp_path):
+    names = [f"class {i}" for i in range(5)]
+    palette = default_palette(5)
+    classes = np.array([[0, 1, 2, 3, 4, 255]], dtype=np.uint8).repeat(6, 0)  # every class and an ignored pixel
+    image = np.full((6, 6, 3), 128, dtype=np.uint8)
+    plain = np.asarray(Image.open(save_color(classes, image, palette, tmp_path / "plain.png")))
+    written = np.asarray(Image.open(save_color(classes, image, palette, tmp_path / "a.png", class_names=names)))
+    assert written[:6, :12].tolist() == plain.tolist()  # the mask | overlay above, unchanged
+    assert (written[:6, 12:] == 255).all()  # a small image padded white to the legend's readable width
+    strip = written[6:]
+    assert strip.tolist() == legend(names, palette, 256).tolist()  # the legend of every class below
+    assert {tuple(c) for c in palette} <= {tuple(c) for c in strip.reshape(-1, 3).tolist()}  # each class's colour
+    renamed = np.asarray(Image.open(save_color(classes, image, palette, tmp_path / "b.png", class_names=list("abcde"))))
+    assert renamed[6:].tolist() != strip.tolist()  # the names are drawn, not only the colours
+
+
 def test_a_cityscapes_runs_dashboard_pictures_are_in_the_official_colours(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
 

@@ -170,21 +170,21 @@ class SemanticSegmentationModule(L.LightningModule):
                 "export.format=color overlays the predictions on the images, but data.val_transforms has no "
                 "seglab.data.transforms.Normalize to undo; use export.format=png"
             )
-        return PredictionWriter(export_format, out_dir, datamodule.palette, normalize)
+        return PredictionWriter(export_format, out_dir, datamodule.palette, normalize, self.class_names)
 
     @torch.inference_mode()
     def write_image_prediction(
         self, image: Any, transforms: Callable | None, out_dir: Path, stem: str, palette: Any = (), overlay_alpha: float = 0.5
     ) -> list[Path]:
         """predict.py's files for one HxWx3 uint8 image, with this task's inference mode: ``<stem>_mask.png``
-        (class indices) and ``<stem>_color.png`` (colour mask in ``palette`` beside the overlay)."""
+        (class indices) and ``<stem>_color.png`` (colour mask in ``palette`` beside the overlay, above a class legend)."""
         from seglab.data.io import model_input
         from seglab.writers.semantic import save_classes, save_color
 
         _, scores = self.class_scores(model_input(image, transforms, self.device))  # with the post-processing, if any
         classes = scores.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
         mask = save_classes(classes, out_dir / f"{stem}_mask.png")
-        return [mask, save_color(classes, image, palette, out_dir / f"{stem}_color.png", overlay_alpha)]
+        return [mask, save_color(classes, image, palette, out_dir / f"{stem}_color.png", overlay_alpha, self.class_names)]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import lightning as L
 import torch
@@ -21,16 +21,19 @@ class PredictionWriter(L.Callback):
         export_format: ``cityscapes``, ``png`` or ``color`` (see :mod:`seglab.writers.semantic`).
         out_dir: folder to write into.
         palette: class colours, for ``color``.
+        class_names: the legend under ``color`` files (none without).
         normalize: the input normalisation, undone to show the images under ``color`` overlays.
     """
 
     def __init__(
-        self, export_format: str, out_dir: Path, palette: Palette = (), normalize: Normalize | None = None
-    ) -> None:
+        self, export_format: str, out_dir: Path, palette: Palette = (), normalize: Normalize | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> None:  # fmt: skip
         self.export_format = export_format
         self.out_dir = Path(out_dir)
         self.palette = palette
         self.normalize = normalize
+        self.class_names = class_names
         self.written = 0
 
     def _write(self, preds: torch.Tensor, batch: dict[str, Any]) -> None:
@@ -42,7 +45,7 @@ class PredictionWriter(L.Callback):
             images = self.normalize.denormalize(pixels).permute(0, 2, 3, 1).cpu().numpy()
         for index, (classes, name) in enumerate(zip(preds.cpu().numpy(), batch["name"])):
             image = images[index] if images is not None else None
-            write_prediction(self.export_format, classes, name, self.out_dir, image, self.palette)
+            write_prediction(self.export_format, classes, name, self.out_dir, image, self.palette, self.class_names)
             self.written += 1
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:

@@ -5,14 +5,15 @@ Formats (``export.format`` of eval.py):
 - ``cityscapes``: official Cityscapes label ids (not train ids) in ``<dir>/<city>/<name>_leftImg8bit.png``, the
   layout the test server and cityscapesScripts' evaluation accept;
 - ``png``: class indices (train ids) as a greyscale PNG, ``<dir>/<name>.png``;
-- ``color``: the palette colour mask and the image with the mask blended over it, side by side,
-  ``<dir>/<name>.png``.
+- ``color``: the palette colour mask and the image with the mask blended over it, side by side, above a
+  legend of the classes, ``<dir>/<name>.png``.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -25,6 +26,8 @@ EXPORT_FORMATS = ("cityscapes", "png", "color")
 # <city>_<sequence>_<frame>, e.g. frankfurt_000000_000294
 CITYSCAPES_NAME = re.compile(r"^(?P<city>[^_]+)_\d+_\d+$")
 TRAIN_ID_TO_ID = train_id_to_id_lut()
+# The narrowest legend under a colour file: a smaller image is padded with white on the right.
+MIN_LEGEND_WIDTH = 256
 
 
 def save_classes(classes: np.ndarray, path: Path) -> Path:
@@ -45,16 +48,31 @@ def save_cityscapes(classes: np.ndarray, name: str, out_dir: Path) -> Path:
     return save_classes(TRAIN_ID_TO_ID[classes.astype(np.uint8)], out_dir / match["city"] / f"{name}_leftImg8bit.png")
 
 
-def save_color(classes: np.ndarray, image: np.ndarray, palette: Palette, path: Path, alpha: float = 0.5) -> Path:
-    """The colour mask of ``classes`` (HxW) and its overlay on ``image`` (HxWx3 uint8), side by side."""
+def save_color(
+    classes: np.ndarray, image: np.ndarray, palette: Palette, path: Path, alpha: float = 0.5,
+    class_names: Sequence[str] | None = None,
+) -> Path:  # fmt: skip
+    """The colour mask of ``classes`` (HxW) and its overlay on ``image`` (HxWx3 uint8), side by side, above a legend
+    of the classes' colours and names when ``class_names`` are given (every class, or for datasets of many classes
+    those in the prediction: :func:`seglab.viz.panels.legend_classes`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate([colorize(classes, palette), overlay(image, classes, palette, alpha)], axis=1)).save(path)
+    picture = np.concatenate([colorize(classes, palette), overlay(image, classes, palette, alpha)], axis=1)
+    if class_names:
+        from seglab.viz.panels import legend, legend_classes
+
+        width = max(picture.shape[1], MIN_LEGEND_WIDTH)  # names stay readable under a small image
+        strip = legend(class_names, palette, width, legend_classes(class_names, [classes]))
+        padded = np.full((picture.shape[0], width, 3), 255, dtype=np.uint8)
+        padded[:, : picture.shape[1]] = picture
+        picture = np.concatenate([padded, strip], axis=0)
+    Image.fromarray(picture).save(path)
     return path
 
 
 def write_prediction(
-    export_format: str, classes: np.ndarray, name: str, out_dir: Path, image: np.ndarray | None = None, palette: Palette = ()
-) -> Path:
+    export_format: str, classes: np.ndarray, name: str, out_dir: Path, image: np.ndarray | None = None,
+    palette: Palette = (), class_names: Sequence[str] | None = None,
+) -> Path:  # fmt: skip
     """Write one predicted class map in ``export_format`` (see the module docstring); returns the file written."""
     if export_format == "cityscapes":
         return save_cityscapes(classes, name, out_dir)
@@ -63,5 +81,5 @@ def write_prediction(
     if export_format == "color":
         if image is None:
             raise ValueError("the color format needs the image")
-        return save_color(classes, image, palette, out_dir / f"{name}.png")
+        return save_color(classes, image, palette, out_dir / f"{name}.png", class_names=class_names)
     raise ValueError(f"unknown prediction format {export_format!r}; expected one of {EXPORT_FORMATS}")
