@@ -132,8 +132,8 @@ def test_best_holds_the_best_validation_not_the_last_and_titles_name_epoch_and_s
     assert json.loads((media / "latest" / "info.json").read_text())["epoch"] == 2
     assert Image.open(media / "best" / "per_class_iou.png").text["step"] == "20"  # the pictures are the best's
     assert Image.open(media / "latest" / "confusion_matrix.png").text["step"] == "30"
-    assert titles == [f"confusion matrix (rows sum to 1), epoch {e}, step {10 * (e + 1)}" for e in range(3)]
-    assert run.charts[1].startswith("per-class IoU, epoch 1, step 20 (mIoU 0.")
+    assert titles == [f"confusion matrix (rows sum to 1), epoch {e + 1}, step {10 * (e + 1)}" for e in range(3)]  # from 1
+    assert run.charts[1].startswith("per-class IoU, epoch 2, step 20 (mIoU 0.")
     assert files(media) == {"curves.png", "best/info.json", "latest/info.json"} | {
         f"{folder}/{name}" for folder in ("best", "latest") for name in ("confusion_matrix.png", "per_class_iou.png", "per_class.csv")
     }

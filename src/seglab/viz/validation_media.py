@@ -233,17 +233,18 @@ class ValidationMedia(L.Callback):
         monitor, mode = self.monitor(trainer, pl_module)
         last = self.history.train[-1:] + self.history.val[-1:]
         epoch = max((row["epoch"] for row in last), default=0)
-        title = f"{type(pl_module).__name__}, up to step {trainer.global_step} (epoch {epoch})"
+        title = f"{type(pl_module).__name__}, up to step {trainer.global_step} (epoch {epoch + 1})"
         self.media_dir.mkdir(parents=True, exist_ok=True)
         FileSink(self.media_dir).log_image("curves", curves_image(self.history, monitor, mode, title), trainer.global_step)
         self.curves_drawn = time.monotonic()
 
     def when(self, trainer: L.Trainer) -> str:
-        """What a validation shows, for titles: ``epoch E, step S``; after a fit, train.py's validation of best.ckpt
-        is ``best checkpoint: epoch E, step S`` (the best validation's, not the fit's last)."""
+        """What a validation shows, for titles: ``epoch E, step S`` (epochs from 1, as the progress bar and the closing
+        summary count them; info.json keeps Lightning's 0-based ``epoch``); after a fit, train.py's validation of
+        best.ckpt is ``best checkpoint: epoch E, step S`` (the best validation's, not the fit's last)."""
         if trainer.state.fn != TrainerFn.FITTING and self.best is not None:
-            return f"best checkpoint: epoch {self.best['epoch']}, step {self.best['step']}"
-        return f"epoch {getattr(trainer, 'current_epoch', 0)}, step {trainer.global_step}"
+            return f"best checkpoint: epoch {self.best['epoch'] + 1}, step {self.best['step']}"
+        return f"epoch {getattr(trainer, 'current_epoch', 0) + 1}, step {trainer.global_step}"
 
     @staticmethod
     def monitor(trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[str, str]:
