@@ -258,11 +258,19 @@ def test_ctrl_c_and_sigterm_save_stop_and_resume_into_the_same_run(uninterrupted
 def test_ctrl_c_outside_training_stops_at_once_with_the_resume_command(tmp_path, caplog):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
-    handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(Preempted) as stopped, ctrl_c_stops_at_once(tmp_path):  # e.g. in the final validation
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(5)
-    assert stopped.value.code == 130 and signal.getsignal(signal.SIGINT) == handler
+    # Python's own Ctrl-C handler, as in a terminal: a shell starts background jobs with SIGINT ignored, and an
+    # ignored SIGINT is left ignored (tested below).
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(Preempted) as stopped, ctrl_c_stops_at_once(tmp_path):  # e.g. in the final validation
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        assert stopped.value.code == 130 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with ctrl_c_stops_at_once(tmp_path):  # nohup / a background job: Ctrl-C cannot reach it, nothing to install
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, handler)
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert f"Ctrl-C: stopped; the last checkpoint is {last}, resume with:" in caplog.text
     assert f"ckpt_path={tmp_path} hydra.run.dir={tmp_path}" in caplog.text
