@@ -6,7 +6,8 @@ The platform side is ``seglab.commands.train.train(cfg)``, what ``python train.p
 LightningModule in a Lightning Trainer built from the run's config, with its data module, loss, optimizer and
 schedule, its logger (CSV), progress bar, checkpoint callback, media and per-step logging left on. The plain side
 shares only the network's architecture and the synthetic images' generator: its own Dataset and DataLoader (flips
-and normalisation written out in NumPy/torch), ``torch.nn.CrossEntropyLoss``, the torch optimizer the config names
+and normalisation written out in NumPy/torch; torch's sampler with the run's seed, so it trains on the same images
+in the same order), ``torch.nn.CrossEntropyLoss``, the torch optimizer the config names
 and ``torch.optim.lr_scheduler.PolynomialLR``, under ``torch.autocast`` for mixed precision.
 
 Both sides time the same window, training steps ``warmup`` .. ``steps - 1`` with data loading, in process CPU seconds
@@ -30,7 +31,7 @@ import lightning as L
 import numpy as np
 import torch
 from hydra.utils import get_class, instantiate
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from seglab.commands.train import train
 from seglab.config.compose import compose_config
@@ -99,7 +100,10 @@ def plain_seconds(overrides: list[str], warmup: int, steps: int) -> float:
         raise SystemExit("the plain side generates the synthetic shapes: run it with data=synthetic")
     torch.manual_seed(cfg.seed)
     generator = instantiate(cfg.data.dataset, _partial_=False, split=cfg.data.train_split, transforms=None, return_instances=False)
-    loader = DataLoader(PlainShapes(generator, flips=True), batch_size=cfg.data.batch_size, shuffle=True,
+    # torch's own sampler with the run's seed draws the samples in train.py's order: a step's cost depends on its
+    # images, so both sides must train on the same ones.
+    sampler = DistributedSampler(generator, num_replicas=1, rank=0, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(PlainShapes(generator, flips=True), batch_size=cfg.data.batch_size, sampler=sampler,
                         drop_last=True, num_workers=cfg.data.num_workers)  # fmt: skip
     network = instantiate(cfg.model, _convert_="partial").net.train()
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=cfg.data.ignore_index)
