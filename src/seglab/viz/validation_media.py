@@ -154,8 +154,8 @@ class ValidationMedia(L.Callback):
         if confmat is not None and self.class_table:
             rows = class_table_rows(confmat, names)
             ious = [row[1] for row in rows]
-            scored = [v for v in ious if v is not None]
-            title = f"per-class IoU, {when}" + (f" (mIoU {sum(scored) / len(scored):.3f})" if scored else "")
+            miou = float(scores_from_confusion_matrix(confmat)["mIoU"])  # the metric's own mean (NaN: none scored)
+            title = f"per-class IoU, {when}" + ("" if math.isnan(miou) else f" (mIoU {miou:.3f})")
             for sink in sinks:
                 sink.log_table("val/per_class", TABLE_COLUMNS, rows, step)
                 sink.log_bar_chart("val/per_class_iou", names, ious, title, step)
