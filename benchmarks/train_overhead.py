@@ -11,12 +11,12 @@ in the same order), ``torch.nn.CrossEntropyLoss``, the torch optimizer the confi
 and ``torch.optim.lr_scheduler.PolynomialLR``, under ``torch.autocast`` for mixed precision.
 
 Both sides time the same window, training steps ``warmup`` .. ``steps - 1`` with data loading, in process CPU seconds
-(user + system CPU time from ``os.times``: every thread of this process), so other load on the machine counts far less than in wall
-time. They alternate over ``rounds`` rounds, each side first in every other round; the figure is the median over
+(user + system from ``os.times``: every thread of this process), so other load on the machine counts far less than in
+wall time. They alternate over ``rounds`` rounds, each side first in every other round; the figure is the median over
 rounds of (plain CPU seconds / train.py CPU seconds), i.e. train.py's throughput as a fraction of the plain loop's,
 with its spread. Each side's user and system CPU seconds and minor page faults are reported apart as well: on a
-virtual machine that reclaims memory (``kdamond``), the system time of refaulting freed buffers varies by 2x from
-round to round and is most of the spread, while the user time is the work each side's code does.
+virtual machine that reclaims memory (``kdamond``), the system time of refaulting freed buffers varies by up to 2x
+from round to round, while the user time is the work each side's code does.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import platform
 import resource
 import statistics
 import tempfile
+from typing import NamedTuple
 
 import lightning as L
 import numpy as np
@@ -43,19 +44,30 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 TIMERS: list["StepTimer"] = []  # the StepTimer train() built in this round
 
 
-def cpu_mark() -> tuple[float, float, int]:
-    """(user CPU s, system CPU s, minor page faults) of this process so far, every thread included."""
-    times = os.times()
-    return times.user, times.system, resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+class CpuUse(NamedTuple):
+    """User and system CPU seconds and minor page faults of this process, every thread included."""
 
+    user: float
+    system: float
+    faults: int
 
-def cpu_since(start: tuple[float, float, int]) -> tuple[float, float, int]:
-    return tuple(now - then for now, then in zip(cpu_mark(), start))  # type: ignore[return-value]
+    @property
+    def seconds(self) -> float:
+        return self.user + self.system
+
+    @classmethod
+    def now(cls) -> "CpuUse":
+        times = os.times()
+        return cls(times.user, times.system, resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+    def since(self) -> "CpuUse":
+        """What the process used from this mark until now."""
+        return CpuUse(*(now - then for now, then in zip(CpuUse.now(), self)))
 
 
 class StepTimer(L.Callback):
-    """Process CPU time from the end of training step ``warmup - 1`` to the end of step ``steps - 1``; a new instance
-    (and a fresh NaN) every round, so a round that stops early cannot report an earlier one's figure."""
+    """Process CPU use from the end of training step ``warmup - 1`` to the end of step ``steps - 1``; a new instance
+    (and a fresh ``None``) every round, so a round that stops early cannot report an earlier one's figure."""
 
     def __init__(self, warmup: int, steps: int) -> None:
         self.warmup, self.steps = warmup, steps
@@ -64,12 +76,12 @@ class StepTimer(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.warmup:
-            self.start = cpu_mark()
+            self.start = CpuUse.now()
         elif trainer.global_step == self.steps:
-            self.cpu = cpu_since(self.start)
+            self.cpu = self.start.since()
 
 
-def platform_seconds(overrides: list[str], warmup: int, steps: int) -> tuple[float, float, int]:
+def platform_cpu(overrides: list[str], warmup: int, steps: int) -> CpuUse:
     TIMERS.clear()
     with tempfile.TemporaryDirectory() as run_dir:
         timer = [f"+callbacks.step_timer._target_={__name__}.StepTimer", f"+callbacks.step_timer.warmup={warmup}",
@@ -106,7 +118,7 @@ def autocast_for(precision: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def plain_seconds(overrides: list[str], warmup: int, steps: int) -> tuple[float, float, int]:
+def plain_cpu(overrides: list[str], warmup: int, steps: int) -> CpuUse:
     cfg = compose_config("train", overrides)
     if not cfg.data.dataset._target_.endswith("SyntheticShapes"):
         raise SystemExit("the plain side generates the synthetic shapes: run it with data=synthetic")
@@ -124,7 +136,7 @@ def plain_seconds(overrides: list[str], warmup: int, steps: int) -> tuple[float,
     scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=steps, power=cfg.scheduler.get("power", 0.9))
     for step, (images, masks) in enumerate(loader):
         if step == warmup:
-            start = cpu_mark()
+            start = CpuUse.now()
         with autocast_for(cfg.trainer.precision):
             logits = network(images)
         loss = loss_fn(logits.float(), masks)
@@ -133,7 +145,7 @@ def plain_seconds(overrides: list[str], warmup: int, steps: int) -> tuple[float,
         optimizer.step()
         scheduler.step()
         if step + 1 == steps:
-            return cpu_since(start)
+            return start.since()
     raise SystemExit(f"the training split has fewer than {steps} batches: lower --steps")
 
 
@@ -147,8 +159,8 @@ def main() -> None:
     overrides = ["trainer.accelerator=cpu", *(args.overrides or ["experiment=quickstart"])]
     cfg = compose_config("train", overrides)
 
-    cpu: dict[str, list[tuple[float, float, int]]] = {"train.py": [], "plain": []}
-    sides = {"train.py": platform_seconds, "plain": plain_seconds}
+    cpu: dict[str, list[CpuUse]] = {"train.py": [], "plain": []}
+    sides = {"train.py": platform_cpu, "plain": plain_cpu}
     for round_index in range(args.rounds):  # each side goes first in every other round
         for name in sorted(sides, reverse=round_index % 2 == 1):
             cpu[name].append(sides[name](overrides, args.warmup, args.steps))
@@ -160,14 +172,15 @@ def main() -> None:
           f"{list(cfg.data.crop_size)}, precision {cfg.trainer.precision}, steps {args.warmup}..{args.steps - 1}")  # fmt: skip
     images = (args.steps - args.warmup) * cfg.data.batch_size
     for name, rounds in cpu.items():
-        rates = [images / (user + system) for user, system, _ in rounds]
+        rates = [images / r.seconds for r in rounds]
         print(f"{name:<9} images per CPU second: median {statistics.median(rates):6.2f}  ({', '.join(f'{r:.2f}' for r in rates)}); "
-              f"median user {statistics.median(r[0] for r in rounds):.2f} s, system {statistics.median(r[1] for r in rounds):.2f} s, "
-              f"{statistics.median(r[2] for r in rounds):.0f} minor page faults")  # fmt: skip
-    for label, seconds in (("CPU", lambda r: r[0] + r[1]), ("user CPU", lambda r: r[0])):
-        ratios = [seconds(plain) / seconds(ours) for ours, plain in zip(cpu["train.py"], cpu["plain"])]
+              f"median user {statistics.median(r.user for r in rounds):.2f} s, system {statistics.median(r.system for r in rounds):.2f} s, "
+              f"{statistics.median(r.faults for r in rounds):.0f} minor page faults")  # fmt: skip
+    for label, field in (("CPU", "seconds"), ("user CPU", "user")):
+        ratios = [getattr(plain, field) / getattr(ours, field) for ours, plain in zip(cpu["train.py"], cpu["plain"])]
         print(f"ratio train.py / plain, {label}: median {statistics.median(ratios):.3f} (min {min(ratios):.3f}, "
               f"max {max(ratios):.3f}, {len(ratios)} rounds)")  # fmt: skip
+
 
 if __name__ == "__main__":
     main()
